@@ -1,0 +1,3 @@
+from supactl.cli import main
+
+main()

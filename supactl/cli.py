@@ -1,0 +1,45 @@
+"""The supactl command line: option parsing and printing only; the work is in the library modules.
+
+Command groups live in supactl/commands/, one module each; heavy libraries (psycopg, httpx,
+supabase) are imported inside the commands that use them so `--help` and `--version` stay fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from supactl import __version__
+from supactl.commands import db as db_commands
+from supactl.commands import tenants as tenant_commands
+
+app = typer.Typer(
+    name="supactl",
+    help="An AI phone agent on Supabase, per tenant, deployed in one command.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"supactl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """An AI phone agent on Supabase, per tenant, deployed in one command."""
+
+
+app.add_typer(db_commands.app, name="db")
+app.add_typer(tenant_commands.tenants_app, name="tenants")
+app.add_typer(tenant_commands.numbers_app, name="numbers")
+
+
+def main() -> None:
+    app()

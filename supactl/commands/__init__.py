@@ -1,0 +1,1 @@
+"""Typer commands: a few lines each, over the library modules in supactl/."""
