@@ -13,10 +13,11 @@ as $$
   end
   from (
     select case
-      when jsonb_typeof(auth.jwt() -> 'tenant_id') = 'string' then auth.jwt() ->> 'tenant_id'
-      when jsonb_typeof(auth.jwt() -> 'app_metadata' -> 'tenant_id') = 'string'
-        then auth.jwt() -> 'app_metadata' ->> 'tenant_id'
+      when jsonb_typeof(jwt -> 'tenant_id') = 'string' then jwt ->> 'tenant_id'
+      when jsonb_typeof(jwt -> 'app_metadata' -> 'tenant_id') = 'string' then jwt -> 'app_metadata' ->> 'tenant_id'
     end as claim
+    -- auth.jwt() parses the claims setting on every call: call it once.
+    from (select auth.jwt() as jwt) as request
   ) as claims
 $$;
 
