@@ -54,7 +54,14 @@ def cli_section(quick: bool) -> str:
     return f"## CLI cold start\n\nMedian of {r['runs']} fresh processes.\n\n" + _table(rows) + ratio
 
 
-SECTIONS = {"query": query_section, "cli": cli_section}
+def bridge_section(quick: bool) -> str:
+    from bench import bridge_load, bridge_report
+
+    sizes = {"levels": (2, 10), "window_s": 3, "warm_s": 1, "profile_calls": 10} if quick else {"profile_calls": 200}
+    return bridge_report.render(bridge_load.run(**sizes), DOCS)
+
+
+SECTIONS = {"query": query_section, "cli": cli_section, "bridge": bridge_section}
 
 
 def main() -> None:

@@ -11,6 +11,9 @@ import typer
 from supactl import __version__
 from supactl.commands import db as db_commands
 from supactl.commands import tenants as tenant_commands
+from supactl.commands.twilio import twilio_app
+from supactl.commands import call as call_commands, calls as calls_commands, dev as dev_commands
+from supactl.commands import cloud as cloud_commands, secrets as secrets_commands
 
 app = typer.Typer(
     name="supactl",
@@ -39,6 +42,12 @@ def root(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(tenant_commands.tenants_app, name="tenants")
 app.add_typer(tenant_commands.numbers_app, name="numbers")
+app.add_typer(twilio_app, name="twilio")
+app.command("dev")(dev_commands.dev)
+app.command("call")(call_commands.call)
+app.add_typer(calls_commands.calls_app, name="calls")
+app.add_typer(secrets_commands.secrets_app, name="secrets")
+cloud_commands.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,307 @@
+"""Bridge load: how many concurrent calls one Deno process relays, and what each frame costs.
+
+For each target (the twilio-voice function, and bench/minimal_relay.ts as the floor) and each N,
+a fresh server process is pinned to one core and bench/loadgen.ts (N simulated Twilio streams at
+real time plus the fast Realtime peer, one Deno process) to the other. Calls start gradually, run
+`warm_s`, then a steady window of `window_s` is measured:
+
+- per-frame latency through the server, caller->model (timed at the peer) and model->caller
+  (timed at the stream), from timestamps carried in the audio payload;
+- frames lost (sent in the window, not through within `GRACE_S`);
+- CPU seconds of the server process per call-minute (/proc/PID/stat, all threads), memory (RSS)
+  per call, and the load side's own CPU share of its core.
+
+    python -m bench.bridge_load --levels 10 100 --window 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from supactl.db import apply_local_bootstrap
+from supactl.deno_runtime import deno_binary, deno_env
+from supactl.embedded_db import EmbeddedPostgres, create_database
+from supactl.migrations import push
+from supactl.project_files import bundled_function_dir, bundled_migrations_dir
+from supactl.tenants import add_number, add_tenant
+
+BENCH_DIR = Path(__file__).resolve().parent
+LEVELS = (10, 100, 200, 500, 1000)
+TARGETS = ("bridge", "relay", "relay_nodelay")
+TARGET_LABELS = {
+    "bridge": "twilio-voice function",
+    "relay": "minimal relay (Deno.serve)",
+    "relay_nodelay": "minimal relay, Twilio side on a TCP_NODELAY socket",
+}
+FUNCTION_PATH = "/functions/v1/twilio-voice"
+GRACE_S = 2
+# A level past which the next ones only measure a collapse: stop that target there.
+BROKEN_LOSS = 0.05
+AUTH_TOKEN = "bench-twilio-auth-token-0123456789"
+TO_NUMBER = "+15005550101"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Database:
+    url: str
+    to_number: str
+
+
+def prepare_database(server: EmbeddedPostgres) -> Database:
+    """A database with the schema, one tenant and the number the simulated calls dial."""
+    url = create_database(server.url(), "bridge_bench")
+    apply_local_bootstrap(url)
+    push(url, bundled_migrations_dir())
+    with psycopg.connect(url, autocommit=True) as conn:
+        tenant = add_tenant(conn, "Bench Dental")
+        add_number(conn, TO_NUMBER, tenant.id)
+    return Database(url, TO_NUMBER)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    # Fields after the ")" of comm: utime and stime are the 12th and 13th (man 5 proc).
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pinned(argv: list[str], core: int) -> list[str]:
+    """Pin to one core when there are two to split (server on one, load side on the other)."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(core), *argv]
+    return argv
+
+
+def _wait_listening(process: subprocess.Popen, port: int, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"the server exited during start (code {process.returncode}):\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"the server did not listen on {port} within {timeout:.0f} s:\n{_tail(log)}")
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+def server_command(target: str, inspect_port: int | None = None) -> tuple[list[str], Path]:
+    deno = str(deno_binary())
+    inspect = [f"--inspect=127.0.0.1:{inspect_port}"] if inspect_port else []
+    if target == "bridge":
+        folder = bundled_function_dir()
+        if not (folder / "index.ts").is_file():
+            raise BenchError(f"{folder}/index.ts does not exist: the function cannot be benchmarked")
+        return [deno, "run", "-A", "--no-prompt", *inspect, "--config", str(folder / "deno.json"),
+                str(folder / "index.ts")], folder
+    if target in ("relay", "relay_nodelay"):
+        return [deno, "run", "-A", "--no-prompt", *inspect, str(BENCH_DIR / "minimal_relay.ts")], BENCH_DIR
+    raise BenchError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_level(target: str, calls: int, db: Database, workdir: Path, *, ramp_per_s: float = 50,
+              warm_s: float = 5, window_s: float = 20, profile_to: Path | None = None) -> dict:
+    """One server process, one load process, one steady window; returns what was measured."""
+    server_port, peer_port = free_port(), free_port()
+    inspect_port = free_port() if profile_to else None
+    argv, cwd = server_command(target, inspect_port)
+    function_url = f"http://127.0.0.1:{server_port}{FUNCTION_PATH}"
+    env = deno_env({
+        "PORT": str(server_port),
+        "PUBLIC_URL": function_url,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "OPENAI_API_KEY": "sk-bench-not-a-real-key",
+        "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{peer_port}/v1/realtime",
+        "TURN_STORE": "postgres",
+        "SUPABASE_DB_URL": db.url,
+        # A benchmark call may outlast the default 400 s budget; the bench measures, it does not end calls.
+        "WALL_CLOCK_LIMIT_S": "3600",
+        "RELAY_TWILIO_SOCKET": "nodelay" if target == "relay_nodelay" else "deno",
+    })
+    log = workdir / f"{target}-{calls}.log"
+    with log.open("wb") as log_file:
+        server = subprocess.Popen(pinned(argv, 0), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                  stdout=log_file, stderr=subprocess.STDOUT)
+    load = None
+    try:
+        _wait_listening(server, server_port, log)
+        idle_rss = rss_mb(server.pid)
+        options = {
+            "functionUrl": function_url, "authToken": AUTH_TOKEN, "toNumber": db.to_number, "calls": calls,
+            "rampPerSecond": ramp_per_s, "warmSeconds": warm_s, "windowSeconds": window_s,
+            "graceSeconds": GRACE_S, "peerPort": peer_port,
+        }
+        load = subprocess.Popen(
+            pinned([str(deno_binary()), "run", "-A", "--no-prompt", str(BENCH_DIR / "loadgen.ts"),
+                    json.dumps(options)], 1),
+            cwd=BENCH_DIR, env=deno_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        stderr: list[str] = []
+        threading.Thread(target=lambda: stderr.extend(load.stderr), daemon=True).start()
+        marks: dict[str, dict] = {}
+        profiler = None
+        result = None
+        for line in load.stdout:
+            event = json.loads(line)
+            phase = event.get("phase")
+            if phase in ("window_start", "window_end"):
+                marks[phase] = {"at": time.monotonic(), "server_cpu": cpu_seconds(server.pid),
+                                "load_cpu": cpu_seconds(load.pid), "server_rss": rss_mb(server.pid)}
+                if profile_to and phase == "window_start":
+                    from bench.profile import CpuProfiler
+
+                    profiler = CpuProfiler(inspect_port)
+                    profiler.start()
+                if profiler and phase == "window_end":
+                    profile_to.write_text(json.dumps(profiler.stop()))
+            elif phase == "ramped":
+                marks["ramped"] = event
+            elif phase == "result":
+                result = event
+        load.wait(timeout=30)
+        if result is None or set(marks) < {"window_start", "window_end"}:
+            raise BenchError(f"the load generator ended without a result (code {load.returncode}):\n"
+                             + "".join(stderr)[-3000:] + "\n" + _tail(log))
+        if server.poll() is not None:
+            raise BenchError(f"the server died during the run (code {server.returncode}):\n{_tail(log)}")
+    finally:
+        if load is not None and load.poll() is None:
+            load.kill()
+        _stop(server)
+    return summarize(target, calls, result, marks, idle_rss)
+
+
+def summarize(target: str, calls: int, result: dict, marks: dict, idle_rss: float) -> dict:
+    start, end = marks["window_start"], marks["window_end"]
+    wall = end["at"] - start["at"]
+    server_cpu = end["server_cpu"] - start["server_cpu"]
+    load_cpu = end["load_cpu"] - start["load_cpu"]
+    live = result["calls_live"]
+    call_minutes = live * wall / 60
+    sent = result["frames_sent"]
+    lost = result["uplink_lost"] + result["downlink_lost"]
+    per_call_minute = server_cpu / call_minutes if call_minutes else None
+    return {
+        "target": target,
+        "calls": calls,
+        "calls_live": live,
+        "window_s": round(wall, 2),
+        "frames_sent": sent,
+        "uplink": result["uplink"],
+        "downlink": result["downlink"],
+        "round_trip": result["round_trip"],
+        "uplink_lost": result["uplink_lost"],
+        "downlink_lost": result["downlink_lost"],
+        "lost_pct": round(100 * lost / (2 * sent), 3) if sent else None,
+        "server_cpu_share": round(server_cpu / wall, 3),
+        "cpu_s_per_call_minute": round(per_call_minute, 4) if per_call_minute is not None else None,
+        "cpu_s_per_400s_call": round(per_call_minute * 400 / 60, 3) if per_call_minute is not None else None,
+        "server_rss_mb": round(end["server_rss"], 1),
+        "rss_kb_per_call": round((end["server_rss"] - idle_rss) * 1024 / live, 1) if live else None,
+        "load_cpu_share": round(load_cpu / wall, 3),
+        "load_scheduling_lag": result["scheduling_lag"],
+        "marks_received": result["marks_received"],
+        "setup_ramp_s": marks.get("ramped", {}).get("seconds"),
+        "failures": result["failures"],
+    }
+
+
+def broken(level: dict) -> bool:
+    return level["calls_live"] < level["calls"] * 0.9 or (level["lost_pct"] or 0) > 100 * BROKEN_LOSS
+
+
+def run(levels=LEVELS, targets=TARGETS, *, window_s: float = 20, warm_s: float = 5, ramp_per_s: float = 50,
+        profile_calls: int | None = None, profile_dir: Path | None = None) -> dict:
+    """Every target at every level (a target stops after the level where it broke)."""
+    with tempfile.TemporaryDirectory(prefix="supactl-bench-bridge-") as folder:
+        workdir = Path(folder)
+        server = EmbeddedPostgres(workdir / "pg")
+        server.start()
+        try:
+            db = prepare_database(server)
+            results: list[dict] = []
+            stopped: dict[str, int] = {}
+            for calls in levels:
+                for target in targets:
+                    if target in stopped:
+                        continue
+                    level = run_level(target, calls, db, workdir, ramp_per_s=ramp_per_s, warm_s=warm_s,
+                                      window_s=window_s)
+                    results.append(level)
+                    if broken(level):
+                        stopped[target] = calls
+            profile = None
+            if profile_calls:
+                target_dir = profile_dir or workdir
+                profile_path = target_dir / "bridge.cpuprofile"
+                level = run_level("bridge", profile_calls, db, workdir, ramp_per_s=ramp_per_s, warm_s=warm_s,
+                                  window_s=window_s, profile_to=profile_path)
+                from bench.profile import summarize_profile
+
+                profile = {"level": level, **summarize_profile(json.loads(profile_path.read_text()),
+                                                               frames=level["frames_sent"])}
+        finally:
+            server.stop()
+    return {"levels": results, "broke_at": stopped, "profile": profile, "window_s": window_s, "warm_s": warm_s,
+            "ramp_per_s": ramp_per_s, "load_average": os.getloadavg()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
+    parser.add_argument("--window", type=float, default=20)
+    parser.add_argument("--warm", type=float, default=5)
+    parser.add_argument("--ramp", type=float, default=50, help="calls started per second")
+    parser.add_argument("--profile", type=int, default=None, help="also profile the bridge at this many calls")
+    args = parser.parse_args()
+    print(json.dumps(run(args.levels, args.targets, window_s=args.window, warm_s=args.warm,
+                         ramp_per_s=args.ramp, profile_calls=args.profile), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+// The load side of the bridge benchmark, in one Deno process (pinned to its own core, apart from
+// the bridge under test): N simulated Twilio Media Streams at real time, and the fast Realtime
+// peer the bridge connects to. Both ends live here so one clock times every frame:
+//
+//   Twilio stream --media--> bridge --input_audio_buffer.append--> peer      (uplink, timed at the peer)
+//   Twilio stream <--media-- bridge <--response.output_audio.delta-- peer    (downlink, timed here)
+//
+// Each caller frame's payload carries its send time in its first 12 base64 characters (digits are
+// base64 characters, so the payload stays valid base64 and the bridge relays it untouched); the
+// peer echoes the payload as an audio delta with its own send time in the next 12.
+//
+// Sockets are ws_wire.ts's (TCP_NODELAY, see there). Usage: deno run -A bench/loadgen.ts '<json options>'.
+// Progress and the result are JSON lines on stdout: {"phase":"peer_listening"}, "ramped",
+// "window_start", "window_end", "result".
+
+import { connect, listen, type UpgradeRequest, type WireSocket } from "./ws_wire.ts";
+
+interface Options {
+  functionUrl: string; // the webhook URL Twilio posts to (signed as is)
+  authToken: string;
+  toNumber: string;
+  fromNumber: string;
+  calls: number;
+  rampPerSecond: number;
+  warmSeconds: number;
+  windowSeconds: number;
+  graceSeconds: number;
+  peerPort: number;
+}
+
+const options: Options = {
+  fromNumber: "+15005550006",
+  rampPerSecond: 50,
+  warmSeconds: 5,
+  windowSeconds: 20,
+  graceSeconds: 2,
+  ...JSON.parse(Deno.args[0] ?? "{}"),
+};
+
+// Twilio Media Streams: 20 ms of 8 kHz µ-law = 160 bytes = 216 base64 characters per frame.
+// https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message
+const FRAME_MS = 20;
+const STAMP_CHARS = 16;
+const PAYLOAD_TAIL = "/".repeat(216 - 2 * STAMP_CHARS - 4) + "/w==";
+const PEER_STAMP_PLACEHOLDER = "0".repeat(STAMP_CHARS);
+// Calls are spread over the 20 ms period in this many phases, as real streams are not in step.
+const PHASES = 10;
+
+// Absolute microseconds, so a peer in another process stamps on the same clock.
+const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
+const stamp = (us: number): string => String(us).padStart(STAMP_CHARS, "0");
+const emit = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
+
+// ---- what is measured ----
+
+class Samples {
+  #data = new Float64Array(1 << 16);
+  length = 0;
+  push(value: number): void {
+    if (this.length === this.#data.length) {
+      const bigger = new Float64Array(this.#data.length * 2);
+      bigger.set(this.#data);
+      this.#data = bigger;
+    }
+    this.#data[this.length++] = value;
+  }
+  summary(): Record<string, number | null> {
+    const sorted = this.#data.slice(0, this.length).sort();
+    const at = (q: number) => sorted.length ? round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]) : null;
+    return { count: sorted.length, p50_ms: at(0.5), p90_ms: at(0.9), p99_ms: at(0.99), p999_ms: at(0.999), max_ms: sorted.length ? round(sorted[sorted.length - 1]) : null };
+  }
+}
+
+const round = (value: number) => Math.round(value * 1000) / 1000;
+
+const window = { startUs: Infinity, endUs: Infinity };
+const inWindow = (sentUs: number) => sentUs >= window.startUs && sentUs < window.endUs;
+const uplink = new Samples();
+const downlink = new Samples();
+const roundTrip = new Samples();
+const schedulingLag = new Samples();
+const counts = {
+  framesSent: 0,
+  uplinkReceived: 0,
+  downlinkReceived: 0,
+  marksReceived: 0,
+  marksEchoed: 0,
+  clears: 0,
+  peerSessions: 0,
+  peerRefused: 0,
+};
+const failures: Record<string, number> = {};
+const fail = (reason: string): void => {
+  failures[reason] = (failures[reason] ?? 0) + 1;
+};
+
+// ---- the Realtime peer (GA, just enough: subprotocol auth, session.update, append -> delta) ----
+
+const APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"';
+
+function peerSession(socket: WireSocket, sessionNo: number): void {
+  const responseId = `resp_bench${sessionNo}`;
+  const itemId = `item_bench${sessionNo}`;
+  const deltaPrefix =
+    `{"type":"response.output_audio.delta","event_id":"event_bench","response_id":"${responseId}","item_id":"${itemId}","output_index":0,"content_index":0,"delta":"`;
+  socket.send(JSON.stringify({ type: "session.created", event_id: "event_created", session: { type: "realtime", id: `sess_${sessionNo}` } }));
+  socket.onText = (data) => {
+    let audio: string | null = null;
+    if (data.startsWith(APPEND_PREFIX)) audio = data.slice(APPEND_PREFIX.length, data.length - 2);
+    else {
+      let message;
+      try {
+        message = JSON.parse(data);
+      } catch {
+        return fail("peer_not_json");
+      }
+      if (message.type === "input_audio_buffer.append") audio = message.audio;
+      else if (message.type === "session.update") return answerSessionUpdate(socket, message, responseId, itemId);
+      else return;
+    }
+    if (typeof audio !== "string" || audio.length < 2 * STAMP_CHARS) return fail("peer_bad_audio");
+    const received = nowUs();
+    const sentUs = Number(audio.slice(0, STAMP_CHARS));
+    if (inWindow(sentUs)) {
+      counts.uplinkReceived++;
+      uplink.push((received - sentUs) / 1000);
+    }
+    socket.send(deltaPrefix + audio.slice(0, STAMP_CHARS) + stamp(nowUs()) + audio.slice(2 * STAMP_CHARS) + '"}');
+  };
+}
+
+function answerSessionUpdate(socket: WireSocket, message: any, responseId: string, itemId: string): void {
+  const session = message.session;
+  // The GA shape only: the beta one (no session.type) is refused as OpenAI does since 2026-05.
+  if (!session || session.type !== "realtime") {
+    socket.send(JSON.stringify({ type: "error", error: { type: "invalid_request_error", code: "beta_api_shape_disabled", message: "beta shape" } }));
+    socket.close(4000);
+    return;
+  }
+  socket.send(JSON.stringify({ type: "session.updated", event_id: "event_updated", session: { ...session, id: "sess_bench", object: "realtime.session" } }));
+  socket.send(JSON.stringify({ type: "response.created", event_id: "event_rc", response: { id: responseId, object: "realtime.response", status: "in_progress" } }));
+  socket.send(JSON.stringify({ type: "response.output_item.added", event_id: "event_oia", response_id: responseId, output_index: 0, item: { id: itemId, type: "message", role: "assistant", status: "in_progress", content: [] } }));
+}
+
+/** Subprotocol auth as OpenAI takes it where headers cannot be set: ["realtime", "openai-insecure-api-key.<key>"]. */
+function acceptRealtime({ path, headers }: UpgradeRequest): { protocol: string } | null {
+  const url = new URL(path, "http://peer");
+  const protocols = (headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
+  const keyed = protocols.some((p) => p.startsWith("openai-insecure-api-key.") && p.length > 24);
+  if (url.pathname !== "/v1/realtime" || !url.searchParams.get("model") || !protocols.includes("realtime") || !keyed) {
+    counts.peerRefused++;
+    return null;
+  }
+  return { protocol: "realtime" };
+}
+
+function startPeer(port: number): Deno.Listener {
+  const listener = listen(port, acceptRealtime, (socket) => peerSession(socket, ++counts.peerSessions));
+  emit({ phase: "peer_listening", port });
+  return listener;
+}
+
+// ---- Twilio ----
+
+const encoder = new TextEncoder();
+const hmacKey = await crypto.subtle.importKey("raw", encoder.encode(options.authToken), { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
+
+/** X-Twilio-Signature: base64(HMAC-SHA1(token, url + sorted name+value)). */
+async function twilioSignature(url: string, params: Record<string, string> = {}): Promise<string> {
+  const data = url + Object.keys(params).sort().map((name) => name + params[name]).join("");
+  const digest = new Uint8Array(await crypto.subtle.sign("HMAC", hmacKey, encoder.encode(data)));
+  return btoa(String.fromCharCode(...digest));
+}
+
+const sid = (prefix: string) => prefix + crypto.randomUUID().replaceAll("-", "");
+const unescapeXml = (text: string) =>
+  text.replace(/&(lt|gt|quot|apos|amp);/g, (_, name) => ({ lt: "<", gt: ">", quot: '"', apos: "'", amp: "&" } as Record<string, string>)[name]);
+
+interface Call {
+  callSid: string;
+  streamSid: string;
+  socket: WireSocket;
+  sequence: number;
+  chunk: number;
+  pendingMarks: string[];
+  live: boolean;
+  closed: boolean;
+}
+
+const calls: Call[][] = Array.from({ length: PHASES }, () => []);
+let callsLive = 0;
+
+async function placeCall(index: number): Promise<void> {
+  const callSid = sid("CA");
+  const accountSid = "AC" + "0".repeat(32);
+  const params: Record<string, string> = {
+    AccountSid: accountSid,
+    ApiVersion: "2010-04-01",
+    CallSid: callSid,
+    CallStatus: "ringing",
+    Direction: "inbound",
+    From: options.fromNumber,
+    To: options.toNumber,
+  };
+  const webhook = await fetch(options.functionUrl, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": await twilioSignature(options.functionUrl, params) },
+    body: new URLSearchParams(params),
+  });
+  const twiml = await webhook.text();
+  const streamUrl = /<Stream[^>]*\surl="([^"]*)"/.exec(twiml)?.[1];
+  if (webhook.status !== 200 || !streamUrl) return fail(`webhook_${webhook.status}${streamUrl ? "" : "_no_stream"}`);
+  const customParameters: Record<string, string> = {};
+  for (const match of twiml.matchAll(/<Parameter\s+name="([^"]*)"\s+value="([^"]*)"\s*\/>/g)) {
+    customParameters[unescapeXml(match[1])] = unescapeXml(match[2]);
+  }
+  const url = unescapeXml(streamUrl);
+  const socket = await connect(url, { "x-twilio-signature": await twilioSignature(url) });
+  const call: Call = { callSid, socket, streamSid: sid("MZ"), sequence: 0, chunk: 0, pendingMarks: [], live: false, closed: false };
+  socket.send(JSON.stringify({ event: "connected", protocol: "Call", version: "1.0.0" }));
+  socket.send(JSON.stringify({
+    event: "start",
+    sequenceNumber: String(++call.sequence),
+    start: {
+      accountSid,
+      streamSid: call.streamSid,
+      callSid,
+      tracks: ["inbound"],
+      customParameters,
+      mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 },
+    },
+    streamSid: call.streamSid,
+  }));
+  calls[index % PHASES].push(call);
+  socket.onClose = () => {
+    if (!call.closed) fail("stream_closed_by_function");
+    call.closed = true;
+  };
+  socket.onText = (data) => receive(call, data);
+}
+
+function receive(call: Call, data: string): void {
+  const at = data.indexOf('"payload":"');
+  if (at >= 0) {
+    const received = nowUs();
+    const start = at + 11;
+    const sentUs = Number(data.slice(start, start + STAMP_CHARS));
+    const peerUs = Number(data.slice(start + STAMP_CHARS, start + 2 * STAMP_CHARS));
+    if (!call.live) {
+      call.live = true;
+      callsLive++;
+    }
+    if (inWindow(sentUs)) {
+      counts.downlinkReceived++;
+      downlink.push((received - peerUs) / 1000);
+      roundTrip.push((received - sentUs) / 1000);
+    }
+    return;
+  }
+  const message = JSON.parse(data);
+  if (message.event === "mark") {
+    counts.marksReceived++;
+    call.pendingMarks.push(message.mark.name);
+  } else if (message.event === "clear") {
+    counts.clears++;
+    // Twilio echoes every pending mark at once after a clear.
+    flushMarks(call);
+  }
+}
+
+function flushMarks(call: Call): void {
+  for (const name of call.pendingMarks) {
+    call.socket.send(`{"event":"mark","sequenceNumber":"${++call.sequence}","streamSid":"${call.streamSid}","mark":{"name":${JSON.stringify(name)}}}`);
+    counts.marksEchoed++;
+  }
+  call.pendingMarks.length = 0;
+}
+
+function sendFrame(call: Call): void {
+  const sentUs = nowUs();
+  if (inWindow(sentUs)) counts.framesSent++;
+  const chunk = ++call.chunk;
+  call.socket.send(
+    `{"event":"media","sequenceNumber":"${++call.sequence}","media":{"track":"inbound","chunk":"${chunk}","timestamp":"${chunk * FRAME_MS}","payload":"${stamp(sentUs)}${PEER_STAMP_PLACEHOLDER}${PAYLOAD_TAIL}"},"streamSid":"${call.streamSid}"}`,
+  );
+  // Marks are echoed once the audio before them has played: a frame period later, here.
+  if (call.pendingMarks.length) flushMarks(call);
+}
+
+// ---- real-time pacing: every call sends one frame per 20 ms, phases spread over the period ----
+
+const phaseDueMs = Array.from({ length: PHASES }, (_, phase) => performance.now() + (phase * FRAME_MS) / PHASES);
+let pacing = true;
+
+function pace(): void {
+  if (!pacing) return;
+  const now = performance.now();
+  for (let phase = 0; phase < PHASES; phase++) {
+    while (phaseDueMs[phase] <= now) {
+      if (inWindow(nowUs())) schedulingLag.push(now - phaseDueMs[phase]);
+      for (const call of calls[phase]) if (!call.closed) sendFrame(call);
+      phaseDueMs[phase] += FRAME_MS;
+    }
+  }
+  setTimeout(pace, 1);
+}
+
+// ---- the run ----
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const peer = startPeer(options.peerPort);
+await sleep(50);
+pace();
+
+const rampStarted = performance.now();
+const placing: Promise<void>[] = [];
+for (let index = 0; index < options.calls; index++) {
+  const due = rampStarted + (index * 1000) / options.rampPerSecond;
+  const wait = due - performance.now();
+  if (wait > 0) await sleep(wait);
+  placing.push(placeCall(index).catch((error) => fail(`setup:${error?.name ?? "error"}`)));
+}
+await Promise.all(placing);
+emit({ phase: "ramped", seconds: round((performance.now() - rampStarted) / 1000), calls_live: callsLive, failures });
+
+await sleep(options.warmSeconds * 1000);
+window.startUs = nowUs();
+emit({ phase: "window_start", calls_live: callsLive });
+await sleep(options.windowSeconds * 1000);
+window.endUs = nowUs();
+emit({ phase: "window_end" });
+await sleep(options.graceSeconds * 1000);
+
+const result = {
+  phase: "result",
+  calls_requested: options.calls,
+  calls_live: callsLive,
+  window_s: round((window.endUs - window.startUs) / 1e6),
+  frames_sent: counts.framesSent,
+  uplink_lost: counts.framesSent - counts.uplinkReceived,
+  downlink_lost: counts.framesSent - counts.downlinkReceived,
+  uplink: uplink.summary(),
+  downlink: downlink.summary(),
+  round_trip: roundTrip.summary(),
+  scheduling_lag: schedulingLag.summary(),
+  marks_received: counts.marksReceived,
+  marks_echoed: counts.marksEchoed,
+  clears: counts.clears,
+  peer_sessions: counts.peerSessions,
+  peer_refused: counts.peerRefused,
+  failures,
+};
+
+pacing = false;
+for (const phase of calls) {
+  for (const call of phase) {
+    call.closed = true;
+    const stop = { event: "stop", sequenceNumber: String(++call.sequence), streamSid: call.streamSid, stop: { accountSid: "AC" + "0".repeat(32), callSid: call.callSid } };
+    call.socket.send(JSON.stringify(stop));
+    call.socket.close(1000);
+  }
+}
+emit(result);
+await sleep(300);
+peer.close();
+Deno.exit(0);

@@ -1,0 +1,194 @@
+// HTTP routing for the function: Twilio's voice webhook, the <Connect action> request, and the
+// Media Stream upgrade, all at the function's own URL. Every Twilio request is signature-checked
+// against the public URL Twilio was given, since inside the runtime req.url lacks /functions/v1.
+
+import { afterStream } from "./after_stream.ts";
+import type { CallOutcome } from "./bridge.ts";
+import { type CallSession, type CallSessionDeps, startCallSession, STREAM_PARAMS } from "./call_session.ts";
+import type { Config } from "./config.ts";
+import { errorMessage, type Logger } from "./log.ts";
+import type { CallStatus, StoreBackend } from "./store.ts";
+import { streamToken } from "./stream_token.ts";
+import { isValidSignature, type Param } from "./twilio_signature.ts";
+import { apologyTwiml, connectStreamTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
+
+// Supabase hands the function `/twilio-voice...`; `supabase functions serve` and plain Deno behind
+// the local gateway see `/functions/v1/twilio-voice...`.
+const ROUTE = /^(?:\/functions\/v1)?\/twilio-voice\/?$/;
+/** Marks the connect action's request apart from the voice webhook; both are Twilio POSTs. */
+export const AFTER_STREAM_QUERY = "event=stream-ended";
+const CALL_SID = /^CA[0-9A-Za-z]{32}$/;
+const MAX_FORM_BYTES = 64 * 1024;
+const RECENT_OUTCOMES = 1000;
+
+export interface AppDeps {
+  config: Config;
+  store: StoreBackend;
+  log: Logger;
+  openWriter: CallSessionDeps["openWriter"];
+  openModelSocket?: CallSessionDeps["openModelSocket"];
+  /** Keeps the worker alive until a call's promise settles (EdgeRuntime.waitUntil on Supabase). */
+  waitUntil?: (promise: Promise<unknown>) => void;
+  setupTimeoutMs?: number;
+  flushTimeoutMs?: number;
+}
+
+export interface App {
+  handle(request: Request): Promise<Response>;
+  /** End every live call through the failure path and flush what each has queued. */
+  shutdown(reason: string): Promise<void>;
+  readonly activeCalls: number;
+}
+
+export function createApp(deps: AppDeps): App {
+  const { config, store, log } = deps;
+  const sessions = new Set<CallSession>();
+  // How calls served by this worker ended, for a connect action that beats the row's write.
+  const recentOutcomes = new Map<string, CallStatus>();
+
+  const rememberOutcome = (outcome: CallOutcome) => {
+    if (outcome.callSid === null) return;
+    recentOutcomes.set(outcome.callSid, outcome.status);
+    if (recentOutcomes.size > RECENT_OUTCOMES) recentOutcomes.delete(recentOutcomes.keys().next().value!);
+  };
+
+  const sessionDeps: CallSessionDeps = {
+    twilioAuthToken: config.twilioAuthToken,
+    openaiApiKey: config.openaiApiKey,
+    realtimeUrl: config.realtimeUrl,
+    realtimeModel: config.realtimeModel,
+    store,
+    openWriter: deps.openWriter,
+    openModelSocket: deps.openModelSocket ?? ((url, protocols) => new WebSocket(url, protocols)),
+    log,
+    setupTimeoutMs: deps.setupTimeoutMs ?? 15_000,
+    flushTimeoutMs: deps.flushTimeoutMs ?? 5_000,
+    onOutcome: rememberOutcome,
+  };
+
+  async function readSignedForm(request: Request): Promise<Param[] | Response> {
+    const signature = request.headers.get("x-twilio-signature");
+    if (!signature) return text(400, "missing X-Twilio-Signature");
+    if (Number(request.headers.get("content-length") ?? 0) > MAX_FORM_BYTES) {
+      return text(413, "request body too large");
+    }
+    const body = await request.text();
+    if (body.length > MAX_FORM_BYTES) return text(413, "request body too large");
+    const params: Param[] = [...new URLSearchParams(body)];
+    const rawUrl = request.url;
+    const query = rawUrl.includes("?") ? rawUrl.slice(rawUrl.indexOf("?")) : "";
+    const signedUrls = [config.publicUrl + query, `${config.publicUrl}/${query}`];
+    if (!await isValidSignature(config.twilioAuthToken, signature, signedUrls, params)) {
+      log.warn("http.bad_signature", { path: new URL(rawUrl).pathname });
+      return text(403, "invalid X-Twilio-Signature");
+    }
+    return params;
+  }
+
+  async function voiceWebhook(params: Map<string, string>): Promise<Response> {
+    const callSid = params.get("CallSid") ?? "";
+    const to = params.get("To") ?? "";
+    if (!CALL_SID.test(callSid) || !to) return text(400, "CallSid and To are required");
+    const callLog = log.with({ call_sid: callSid });
+    try {
+      const owner = await store.findNumberOwner(to);
+      if (owner === null) {
+        callLog.warn("call.number_not_in_service", { to_number: to });
+        return twimlResponse(notInServiceTwiml());
+      }
+      await store.startCall({
+        callSid,
+        tenantId: owner.tenantId,
+        fromNumber: params.get("From") ?? null,
+        toNumber: to,
+      });
+      const token = await streamToken(config.twilioAuthToken, {
+        callSid,
+        tenantId: owner.tenantId,
+        toNumber: to,
+      });
+      callLog.info("call.answered", { tenant_id: owner.tenantId });
+      return twimlResponse(connectStreamTwiml({
+        actionUrl: `${config.publicUrl}?${AFTER_STREAM_QUERY}`,
+        streamUrl: config.streamUrl,
+        parameters: {
+          [STREAM_PARAMS.tenantId]: owner.tenantId,
+          [STREAM_PARAMS.toNumber]: to,
+          [STREAM_PARAMS.token]: token,
+        },
+      }));
+    } catch (error) {
+      callLog.error("call.answer_failed", { message: errorMessage(error) });
+      return twimlResponse(apologyTwiml());
+    }
+  }
+
+  async function connectAction(params: Map<string, string>): Promise<Response> {
+    const callSid = params.get("CallSid") ?? "";
+    const callLog = log.with({ call_sid: callSid });
+    let call = null;
+    try {
+      call = CALL_SID.test(callSid) ? await store.getCall(callSid) : null;
+    } catch (error) {
+      callLog.error("store.get_call_failed", { message: errorMessage(error) });
+    }
+    const next = afterStream(call, recentOutcomes.get(callSid) ?? null);
+    callLog.info("call.after_stream", { next, status: call?.status });
+    switch (next) {
+      case "apologize":
+        return twimlResponse(apologyTwiml());
+      case "hang_up":
+        return twimlResponse(hangUpTwiml());
+    }
+  }
+
+  async function upgrade(request: Request): Promise<Response> {
+    const signature = request.headers.get("x-twilio-signature");
+    const streamUrls = [config.streamUrl, config.streamUrl + "/"];
+    if (!signature || !await isValidSignature(config.twilioAuthToken, signature, streamUrls)) {
+      log.warn("stream.bad_signature", { signed: signature !== null });
+      return text(403, "invalid X-Twilio-Signature");
+    }
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    const session = startCallSession(socket, sessionDeps);
+    sessions.add(session);
+    const finished = session.done.finally(() => sessions.delete(session));
+    deps.waitUntil?.(finished);
+    return response;
+  }
+
+  async function handle(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (!ROUTE.test(url.pathname)) return text(404, "not found");
+    try {
+      if (request.method === "GET") {
+        if (request.headers.get("upgrade")?.toLowerCase() === "websocket") return await upgrade(request);
+        return Response.json({ name: "twilio-voice", status: "ok" });
+      }
+      if (request.method !== "POST") return text(405, "method not allowed");
+      const form = await readSignedForm(request);
+      if (form instanceof Response) return form;
+      const params = new Map(form);
+      return url.search === `?${AFTER_STREAM_QUERY}`
+        ? await connectAction(params)
+        : await voiceWebhook(params);
+    } catch (error) {
+      log.error("http.unhandled", { message: errorMessage(error), method: request.method });
+      return text(500, "internal error");
+    }
+  }
+
+  return {
+    handle,
+    shutdown: async (reason) => {
+      await Promise.all([...sessions].map((session) => session.shutdown(reason)));
+    },
+    get activeCalls() {
+      return sessions.size;
+    },
+  };
+}
+
+function text(status: number, body: string): Response {
+  return new Response(body + "\n", { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+}

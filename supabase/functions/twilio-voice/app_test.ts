@@ -1,0 +1,540 @@
+// The function's HTTP surface and one call's wiring, in process: the app served on a loopback
+// port, real Postgres behind it (TEST_DATABASE_URL), a scripted Realtime peer, and a Twilio
+// stream client that signs its upgrade. The state machine's cases live in bridge_test.ts.
+
+import assert from "node:assert/strict";
+import { AFTER_STREAM_QUERY, type App, createApp } from "./app.ts";
+import { type Config, loadConfig } from "./config.ts";
+import { createLogger } from "./log.ts";
+import type { StoreBackend } from "./store.ts";
+import { createPostgresBackend } from "./store_postgres.ts";
+import { computeSignature } from "./twilio_signature.ts";
+import { TurnStore } from "./turn_store.ts";
+import { type RealtimeStub, startRealtimeStub } from "./testing/realtime_stub.ts";
+import {
+  requireTestDatabase,
+  type SeededTenant,
+  seedTenant,
+  storedTurns,
+  testDatabaseUrl,
+  withAdmin,
+} from "./testing/test_database.ts";
+import { connectTwilioStream, signedPost, type TwilioStreamClient } from "./testing/twilio_stream_client.ts";
+
+const AUTH_TOKEN = "twilio-auth-token-for-tests";
+const API_KEY = "sk-test-realtime";
+const audio = (ms: number, fill = 0xff) => btoa(String.fromCharCode(...new Uint8Array(ms * 8).fill(fill)));
+
+interface Harness {
+  app: App;
+  config: Config;
+  realtime: RealtimeStub;
+  backend: StoreBackend;
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+/** The real backend, with the stream's tenant lookup failing (the webhook's, the first, works). */
+function failingAgentLookup(backend: StoreBackend): StoreBackend {
+  let lookups = 0;
+  return {
+    findNumberOwner: (phoneNumber) => {
+      if (++lookups > 1) return Promise.reject(new Error("connection reset"));
+      return backend.findNumberOwner(phoneNumber);
+    },
+    startCall: (call) => backend.startCall(call),
+    getCall: (callSid) => backend.getCall(callSid),
+    upsertTurns: (rows) => backend.upsertTurns(rows),
+    finishCall: (end) => backend.finishCall(end),
+    loadTurns: (callSid) => backend.loadTurns(callSid),
+    close: () => backend.close(),
+  };
+}
+
+function startHarness(options: { apiKey?: string; failAgentLookup?: boolean } = {}): Harness {
+  const realtime = startRealtimeStub(API_KEY);
+  const logs: Record<string, unknown>[] = [];
+  const log = createLogger({
+    sink: (_level, line) => logs.push(JSON.parse(line)),
+    secrets: [AUTH_TOKEN, API_KEY],
+  });
+  const realBackend = createPostgresBackend(testDatabaseUrl()!);
+  const backend = options.failAgentLookup ? failingAgentLookup(realBackend) : realBackend;
+  const turnStore = new TurnStore(backend, { logger: log });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const config = loadConfig((name) =>
+    ({
+      TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+      OPENAI_API_KEY: options.apiKey ?? API_KEY,
+      PUBLIC_URL: `http://127.0.0.1:${port}/functions/v1/twilio-voice`,
+      OPENAI_REALTIME_URL: realtime.url,
+      TURN_STORE: "postgres",
+      SUPABASE_DB_URL: testDatabaseUrl(),
+    })[name]
+  );
+  const app = createApp({
+    config,
+    store: backend,
+    log,
+    openWriter: (callSid) => ({
+      record: (row) => turnStore.record(row),
+      finish: (end) => void turnStore.finish({ callSid, ...end }),
+      flush: async (timeoutMs) => void await turnStore.flush(timeoutMs),
+    }),
+    setupTimeoutMs: 3_000,
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port, onListen: () => {} },
+    (request) => app.handle(request),
+  );
+  return {
+    app,
+    config,
+    realtime,
+    backend,
+    logs,
+    close: async () => {
+      await app.shutdown("test over");
+      await turnStore.stop();
+      await server.shutdown();
+      await realtime.close();
+      await backend.close();
+    },
+  };
+}
+
+// Frames on different sockets have no order between them: a test that needs "the function has
+// handled everything sent so far on this side" sends a frame whose effect it can see.
+let barriers = 0;
+
+async function twilioBarrier(harness: Harness, twilio: TwilioStreamClient): Promise<void> {
+  const payload = audio(20, 0x10 + (++barriers % 0x60));
+  twilio.media(payload);
+  await harness.realtime.waitFor(
+    () => harness.realtime.received.some((event) => event.audio === payload),
+    "the function to handle Twilio's frames",
+  );
+}
+
+async function modelBarrier(harness: Harness): Promise<void> {
+  const itemId = `barrier_${++barriers}`;
+  harness.realtime.send({
+    type: "conversation.item.input_audio_transcription.failed",
+    item_id: itemId,
+    content_index: 0,
+    error: { type: "transcription_error", message: "barrier" },
+  });
+  await harness.realtime.waitFor(
+    () => harness.logs.some((line) => line.item_id === itemId),
+    "the function to handle the model's events",
+  );
+}
+
+function newCallSid(): string {
+  return "CA" + crypto.randomUUID().replaceAll("-", "");
+}
+
+async function answerCall(harness: Harness, tenant: SeededTenant, callSid: string) {
+  const response = await signedPost(harness.config.publicUrl, AUTH_TOKEN, [
+    ["CallSid", callSid],
+    ["From", "+15550009999"],
+    ["To", tenant.phoneNumber],
+    ["CallStatus", "ringing"],
+  ]);
+  const twiml = await response.text();
+  assert.equal(response.status, 200, twiml);
+  const streamUrl = /<Stream url="([^"]+)"/.exec(twiml)?.[1];
+  const parameters = Object.fromEntries(
+    [...twiml.matchAll(/<Parameter name="([^"]+)" value="([^"]+)"\/>/g)].map((
+      [, name, value],
+    ) => [name, value]),
+  );
+  return { twiml, streamUrl: streamUrl!, parameters };
+}
+
+async function callRow(callSid: string) {
+  return await withAdmin(async (sql) => {
+    const [row] = await sql<{ status: string; end_reason: string | null; usage: Record<string, number> }[]>`
+      select status, end_reason, usage from public.calls where call_sid = ${callSid}`;
+    return row ? { ...row } : undefined;
+  });
+}
+
+Deno.test("requests outside the function's path are not found", async () => {
+  const harness = startHarness();
+  try {
+    const base = harness.config.publicUrl.replace("/functions/v1/twilio-voice", "");
+    assert.equal(await fetch(`${base}/other`).then(async (r) => (await r.body?.cancel(), r.status)), 404);
+    const health = await fetch(`${base}/twilio-voice`);
+    assert.deepEqual(await health.json(), { name: "twilio-voice", status: "ok" });
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("the webhook refuses unsigned (400) and forged (403) requests without touching the database", async () => {
+  const harness = startHarness();
+  try {
+    const body = new URLSearchParams({ CallSid: newCallSid(), To: "+15550001111" });
+    const unsigned = await fetch(harness.config.publicUrl, { method: "POST", body });
+    assert.equal(unsigned.status, 400);
+    await unsigned.body?.cancel();
+    const forged = await fetch(harness.config.publicUrl, {
+      method: "POST",
+      headers: {
+        "x-twilio-signature": await computeSignature("not-the-token", harness.config.publicUrl, [...body]),
+      },
+      body,
+    });
+    assert.equal(forged.status, 403);
+    await forged.body?.cancel();
+    assert.ok(!JSON.stringify(harness.logs).includes("+15550001111"), "the body is never logged");
+  } finally {
+    await harness.close();
+  }
+});
+
+if (requireTestDatabase("app")) {
+  Deno.test("an unknown number hears that it is not in service", async () => {
+    const harness = startHarness();
+    try {
+      const response = await signedPost(harness.config.publicUrl, AUTH_TOKEN, [
+        ["CallSid", newCallSid()],
+        ["To", "+19999999999"],
+      ]);
+      const twiml = await response.text();
+      assert.match(twiml, /<Say>[^<]*not in service[^<]*<\/Say><Hangup\/>/);
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a known number gets a stream with a per-call token, and a call row", async () => {
+    const harness = startHarness();
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      const { twiml, streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      assert.equal(streamUrl, harness.config.streamUrl);
+      assert.ok(
+        twiml.includes(`<Connect action="${harness.config.publicUrl}?${AFTER_STREAM_QUERY}" method="POST">`),
+      );
+      assert.equal(parameters.tenant_id, tenant.tenantId);
+      assert.equal(parameters.to_number, tenant.phoneNumber);
+      assert.match(parameters.stream_token, /^[0-9a-f]{64}$/);
+      assert.equal((await callRow(callSid))?.status, "in_progress");
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("an unsigned or forged stream upgrade is refused", async () => {
+    const harness = startHarness();
+    try {
+      await assert.rejects(connectTwilioStream(harness.config.streamUrl, null), /403/);
+      await assert.rejects(connectTwilioStream(harness.config.streamUrl, "not-the-token"), /403/);
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a stream whose start carries a forged token is closed before any model session", async () => {
+    const harness = startHarness();
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, { ...parameters, tenant_id: crypto.randomUUID() });
+      await twilio.closed;
+      assert.equal(harness.realtime.connections, 0);
+      assert.equal((await callRow(callSid))?.status, "in_progress", "a forger cannot end someone's call");
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a call: greeting, caller turn, barge-in, hang-up; turns and call row stored", async () => {
+    const harness = startHarness();
+    const { realtime } = harness;
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql, { greeting: "Thanks for calling Acme." }));
+      const callSid = newCallSid();
+      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, parameters);
+      twilio.media(audio(20, 1)); // before the model is ready: buffered, not lost
+
+      const types = () => realtime.received.map((event) => event.type);
+      await realtime.waitFor(() => types().includes("response.create"), "the greeting's response.create");
+      assert.deepEqual(types(), [
+        "session.update",
+        "conversation.item.create",
+        "response.create",
+        "input_audio_buffer.append",
+      ]);
+
+      // The greeting plays and is heard in full.
+      realtime.send({ type: "response.created", response: { id: "resp_1" } });
+      realtime.send({
+        type: "response.output_item.added",
+        item: { id: "item_a1", type: "message", role: "assistant" },
+      });
+      realtime.send({
+        type: "response.output_audio.delta",
+        response_id: "resp_1",
+        item_id: "item_a1",
+        delta: audio(100),
+      });
+      realtime.send({
+        type: "response.output_audio_transcript.done",
+        item_id: "item_a1",
+        transcript: "Thanks for calling Acme.",
+      });
+      realtime.send({
+        type: "response.done",
+        response: {
+          id: "resp_1",
+          status: "completed",
+          output: [],
+          usage: { input_tokens: 10, output_tokens: 20 },
+        },
+      });
+      await twilio.waitFor(
+        () => twilio.received.find((frame) => frame.event === "mark"),
+        "the greeting's mark",
+      );
+      twilio.markPlayed("item_a1:100");
+      await twilioBarrier(harness, twilio);
+
+      // The caller speaks; the reply is cut off after 100 of its 300 ms.
+      realtime.send({ type: "input_audio_buffer.speech_started", item_id: "item_u1", audio_start_ms: 0 });
+      twilio.media(audio(20, 2));
+      realtime.send({
+        type: "input_audio_buffer.committed",
+        item_id: "item_u1",
+        previous_item_id: "item_a1",
+      });
+      realtime.send({ type: "response.created", response: { id: "resp_2" } });
+      for (let i = 0; i < 3; i++) {
+        realtime.send({
+          type: "response.output_audio.delta",
+          response_id: "resp_2",
+          item_id: "item_a2",
+          delta: audio(100),
+        });
+      }
+      await twilio.waitFor(
+        () => twilio.received.some((f) => JSON.stringify(f).includes("item_a2:300")),
+        "3 deltas",
+      );
+      twilio.markPlayed("item_a2:100");
+      await twilioBarrier(harness, twilio);
+      realtime.send({ type: "input_audio_buffer.speech_started", item_id: "item_u2", audio_start_ms: 900 });
+      await twilio.waitFor(() => twilio.received.some((frame) => frame.event === "clear"), "clear");
+      const truncate = await realtime.waitFor(
+        () => realtime.received.find((event) => event.type === "conversation.item.truncate"),
+        "truncate",
+      );
+      assert.deepEqual(truncate, {
+        type: "conversation.item.truncate",
+        item_id: "item_a2",
+        content_index: 0,
+        audio_end_ms: 100,
+      });
+      twilio.markPlayed("item_a2:200");
+      twilio.markPlayed("item_a2:300");
+      realtime.send({
+        type: "response.output_audio_transcript.done",
+        item_id: "item_a2",
+        transcript: "Our hours are nine to five, and",
+      });
+      realtime.send({
+        type: "response.done",
+        response: {
+          id: "resp_2",
+          status: "cancelled",
+          output: [],
+          usage: { input_tokens: 5, output_tokens: 7 },
+        },
+      });
+      // The first caller turn's transcript arrives after the reply to it.
+      realtime.send({
+        type: "conversation.item.input_audio_transcription.completed",
+        item_id: "item_u1",
+        content_index: 0,
+        transcript: "When are you open?",
+      });
+      realtime.send({
+        type: "conversation.item.input_audio_transcription.completed",
+        item_id: "item_u2",
+        content_index: 0,
+        transcript: "Thanks, bye.",
+      });
+      await modelBarrier(harness);
+      twilio.stop();
+
+      await twilio.closed;
+      await realtime.waitFor(() => realtime.closed.length === 1, "the model socket to close");
+      await harness.app.shutdown("flush");
+      const row = await callRow(callSid);
+      assert.equal(row?.status, "completed");
+      assert.equal(row?.end_reason, "twilio_stop");
+      assert.equal(row?.usage.input_tokens, 15);
+      assert.equal(row?.usage.output_tokens, 27);
+      const turns = await withAdmin((sql) => storedTurns(sql, callSid));
+      assert.deepEqual(
+        turns.map((t) => [t.seq, t.role, t.item_id, t.text, t.interrupted, t.tenant_id === tenant.tenantId]),
+        [
+          [0, "assistant", "item_a1", "Thanks for calling Acme.", false, true],
+          [1, "user", "item_u1", "When are you open?", false, true],
+          [2, "assistant", "item_a2", "Our hours are nine to five, and", true, true],
+          [3, "user", "item_u2", "Thanks, bye.", false, true],
+        ],
+      );
+      const appends = realtime.received.filter((event) => event.type === "input_audio_buffer.append");
+      assert.deepEqual(
+        appends.map((event) => event.audio).slice(0, 1),
+        [audio(20, 1)],
+        "buffered audio first",
+      );
+      assert.ok(appends.some((event) => event.audio === audio(20, 2)));
+      const logText = JSON.stringify(harness.logs);
+      for (const secret of [AUTH_TOKEN, API_KEY, parameters.stream_token, audio(20, 1)]) {
+        assert.ok(!logText.includes(secret), "no secret or audio in the log");
+      }
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a refused API key ends the stream, and the connect action apologizes", async () => {
+    const harness = startHarness({ apiKey: "sk-wrong" });
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, parameters);
+      await twilio.closed;
+      const row = await callRow(callSid);
+      assert.equal(row?.status, "failed");
+      // The service says why before it closes (error invalid_api_key, then close 3000).
+      assert.equal(row?.end_reason, "model_error:invalid_api_key");
+
+      const actionUrl = `${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`;
+      const action = await signedPost(actionUrl, AUTH_TOKEN, [["CallSid", callSid], [
+        "CallStatus",
+        "in-progress",
+      ]]);
+      assert.match(await action.text(), /<Say>Sorry[^<]*<\/Say><Hangup\/>/);
+      const unsigned = await fetch(actionUrl, {
+        method: "POST",
+        body: new URLSearchParams({ CallSid: callSid }),
+      });
+      assert.equal(unsigned.status, 400);
+      await unsigned.body?.cancel();
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a caller who hangs up without stop still closes the model session", async () => {
+    const harness = startHarness();
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, parameters);
+      await harness.realtime.waitFor(() => harness.realtime.received.length > 0, "the session.update");
+      twilio.close();
+      await harness.realtime.waitFor(() => harness.realtime.closed.length === 1, "the model socket to close");
+      await harness.app.shutdown("flush");
+      await harness.realtime.waitFor(() => harness.app.activeCalls === 0, "the session to finish");
+      assert.equal((await callRow(callSid))?.end_reason, "caller_disconnected");
+    } finally {
+      await harness.close();
+    }
+  });
+}
+
+if (testDatabaseUrl()) {
+  Deno.test("a worker shutting down mid-call stores every turn so far and fails the call for the apology", async () => {
+    const harness = startHarness();
+    const { realtime } = harness;
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, parameters);
+      await realtime.waitFor(() => realtime.received.length > 0, "the session.update");
+      realtime.send({ type: "input_audio_buffer.speech_started", item_id: "item_u1" });
+      realtime.send({
+        type: "response.output_audio_transcript.done",
+        item_id: "item_a1",
+        transcript: "Hello!",
+      });
+      realtime.send({
+        type: "conversation.item.input_audio_transcription.completed",
+        item_id: "item_u1",
+        transcript: "Hi",
+      });
+      // Audio reaching Twilio proves the function has handled every event sent before it.
+      realtime.send({
+        type: "response.output_audio.delta",
+        response_id: "r1",
+        item_id: "item_a1",
+        delta: audio(20),
+      });
+      await twilio.waitFor(
+        () => twilio.received.some((frame) => frame.event === "media"),
+        "the assistant's audio",
+      );
+
+      await harness.app.shutdown("wall_clock");
+      await twilio.closed;
+      const turns = await withAdmin((sql) => storedTurns(sql, callSid));
+      assert.deepEqual(turns.map((turn) => [turn.seq, turn.role, turn.text]), [[0, "user", "Hi"], [
+        1,
+        "assistant",
+        "Hello!",
+      ]]);
+      assert.deepEqual(await callRow(callSid).then((row) => [row?.status, row?.end_reason]), [
+        "failed",
+        "worker_shutdown:wall_clock",
+      ]);
+      const action = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [[
+        "CallSid",
+        callSid,
+      ]]);
+      assert.match(await action.text(), /<Say>Sorry/);
+    } finally {
+      await harness.close();
+    }
+  });
+}
+
+if (testDatabaseUrl()) {
+  Deno.test("a call whose tenant cannot be read at stream start is finalized as failed and apologized for", async () => {
+    const harness = startHarness({ failAgentLookup: true });
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, parameters);
+      await twilio.closed;
+      assert.equal(harness.realtime.connections, 0);
+      assert.deepEqual(await callRow(callSid).then((row) => [row?.status, row?.end_reason]), [
+        "failed",
+        "agent_lookup_failed",
+      ]);
+    } finally {
+      await harness.close();
+    }
+  });
+}

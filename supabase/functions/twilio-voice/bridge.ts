@@ -1,0 +1,573 @@
+// One call's state machine between Twilio and the Realtime model. It knows neither sockets nor
+// JSON: it is fed decoded events from both sides and tells its sink what to send where, which
+// turns to store, and when the call is over. Nothing here awaits, so a test drives it by calls.
+//
+// Lifecycle: created when Twilio's socket opens (caller audio is buffered from then on), begin()
+// once the stream's token and the tenant are known, modelOpened() when the model socket opens
+// (session.update goes out), live when session.updated confirms µ-law both ways (greeting, then
+// the buffered audio), ended exactly once (sink.end) by stop, hang-up, model close, a failure, or
+// a handoff to a fresh worker (handoff.ts): time enters only through tick(now), so the decision
+// is as testable as the rest.
+
+import {
+  type HandoffSchedule,
+  handoffReason,
+  type HandoffTrigger,
+  RESUME_PROMPT,
+  type ResumeMode,
+} from "./handoff.ts";
+import type { LogFields, LogLevel } from "./log.ts";
+import type { ClientEvent, ServerEvent, Usage } from "./realtime_events.ts";
+import { assistantTextItem, textItem } from "./realtime_events.ts";
+import { greetingPrompt } from "./session_config.ts";
+import type { Role, TurnRow } from "./store.ts";
+import type { TwilioFrame } from "./twilio_frames.ts";
+import { base64ByteLength } from "./wire.ts";
+
+// µ-law at 8 kHz is 8 bytes per millisecond.
+// https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message
+const MULAW_BYTES_PER_MS = 8;
+// Caller audio kept while the model session is being set up: 500 Twilio frames of 20 ms = 10 s,
+// ~110 KB of base64. Setup normally takes well under 2 s; past this the oldest audio goes first.
+export const MAX_BUFFERED_FRAMES = 500;
+const MAX_BUFFERED_DIGITS = 32;
+
+export type Phase = "waiting" | "connecting" | "live" | "ended";
+
+export interface BridgeSink {
+  /** Caller audio for input_audio_buffer.append: the hot path, so no event object. */
+  modelAudio(payload: string): void;
+  model(event: ClientEvent): void;
+  twilioMedia(payload: string): void;
+  twilioMark(name: string): void;
+  twilioClear(): void;
+  /** Store or update a turn; the same itemId may be sent again with new text or interrupted. */
+  turn(row: TurnRow): void;
+  log(level: LogLevel, event: string, fields?: LogFields): void;
+  end(outcome: CallOutcome): void;
+}
+
+export interface CallStarted {
+  callSid: string;
+  streamSid: string;
+  tenantId: string;
+  session: Extract<ClientEvent, { type: "session.update" }>;
+  greeting: string | null;
+  /** Position of the first turn (a resumed call continues its predecessor's numbering). */
+  firstSeq?: number;
+  /** This stream continues a handed-off call: no greeting; these turns go into the new model
+   * session first, and in "reply" mode the model speaks at once. */
+  resume?: { turns: TurnRow[]; mode: ResumeMode };
+  /** Token usage of the call's earlier streams: the call row holds the call's total. */
+  priorUsage?: Usage;
+  /** When to hand the call to a fresh worker, on the clock tick() is fed with; none: never. */
+  handoff?: HandoffSchedule;
+}
+
+export interface BridgeStats {
+  callerFrames: number;
+  bufferedFramesDropped: number;
+  assistantAudioMs: number;
+  modelAudioDropped: number;
+  bargeIns: number;
+  marksIgnored: number;
+  marksUnknown: number;
+  modelErrors: number;
+}
+
+export interface CallOutcome {
+  /** null when the stream never proved which call it belongs to: there is no row to finalize. */
+  callSid: string | null;
+  status: "completed" | "failed" | "handed_off";
+  reason: string;
+  usage: Usage;
+  stats: BridgeStats;
+}
+
+interface AssistantItem {
+  id: string;
+  seq: number;
+  sentBytes: number;
+  /** Highest ms announced by a mark so far (marks are only sent when it grows, so names are unique). */
+  markedMs: number;
+  /** Highest ms Twilio has confirmed played. */
+  heardMs: number;
+  cut: boolean;
+  interrupted: boolean;
+  transcript: string | null;
+  /** Transcript deltas so far: what a reply cut by a handoff is stored with before its done event. */
+  spoken: string;
+}
+
+export type ItemKind = "greeting" | "dtmf" | "restored" | "resume";
+
+export interface BridgeOptions {
+  /** Ids for items the bridge creates (greeting prompt, DTMF); unique per model session. */
+  newItemId: (kind: ItemKind) => string;
+}
+
+export class CallBridge {
+  phase: Phase = "waiting";
+  readonly stats: BridgeStats = {
+    callerFrames: 0,
+    bufferedFramesDropped: 0,
+    assistantAudioMs: 0,
+    modelAudioDropped: 0,
+    bargeIns: 0,
+    marksIgnored: 0,
+    marksUnknown: 0,
+    modelErrors: 0,
+  };
+  readonly usage: Usage = {};
+
+  #call: CallStarted | null = null;
+  #modelOpen = false;
+  #interruptResponse = true;
+  #buffered: string[] = [];
+  #bufferHead = 0;
+  #pendingDigits: string[] = [];
+  #nextSeq = 0;
+  readonly #seqByItem = new Map<string, number>();
+  readonly #ownItems = new Set<string>();
+  readonly #assistant = new Map<string, AssistantItem>();
+  /** Marks sent and not yet echoed, by name. */
+  readonly #outstandingMarks = new Map<string, AssistantItem>();
+  /** Marks Twilio will echo because of a clear: they say nothing about what was heard. */
+  readonly #clearedMarks = new Set<string>();
+  readonly #cutResponses = new Set<string>();
+  #activeResponse: string | null = null;
+  #replyOwed = false;
+  /** Between speech_started and speech_stopped. */
+  #callerSpeaking = false;
+  /** Caller items committed whose transcript has not come: handing off now would lose the turn. */
+  readonly #awaitingTranscript = new Set<string>();
+  /** The caller finished a turn and the server's automatic reply has not started yet. */
+  #replyPending = false;
+  #createsResponse = true;
+  /** Inside the quiet window: hand off at the next moment nobody speaks. */
+  #handoffDue = false;
+
+  constructor(private readonly sink: BridgeSink, private readonly options: BridgeOptions) {}
+
+  get callSid(): string | null {
+    return this.#call?.callSid ?? null;
+  }
+
+  // ---- setup ----
+
+  begin(call: CallStarted): void {
+    if (this.phase !== "waiting") return;
+    this.#call = call;
+    this.#nextSeq = call.firstSeq ?? 0;
+    const turnDetection = call.session.session.audio.input.turn_detection;
+    this.#interruptResponse = turnDetection.interrupt_response !== false;
+    this.#createsResponse = turnDetection.create_response !== false;
+    Object.assign(this.usage, call.priorUsage);
+    this.phase = "connecting";
+  }
+
+  modelOpened(): void {
+    if (this.phase !== "connecting" || this.#modelOpen) return;
+    this.#modelOpen = true;
+    this.sink.model(this.#call!.session);
+  }
+
+  /** Setup failed outside the bridge (token, tenant lookup, timeout, worker shutdown...). */
+  fail(reason: string): void {
+    this.#end("failed", reason);
+  }
+
+  // ---- handoff to a fresh worker ----
+
+  /** The clock, fed by the session at the schedule's times (no polling: a timer per point). */
+  tick(nowMs: number): void {
+    const plan = this.#call?.handoff;
+    if (!plan || (this.phase !== "connecting" && this.phase !== "live")) return;
+    if (nowMs >= plan.forceAtMs) {
+      this.handOff("forced");
+    } else if (nowMs >= plan.quietFromMs && !this.#handoffDue) {
+      this.#handoffDue = true;
+      this.sink.log("info", "call.handoff_window", {});
+      this.#handOffIfQuiet();
+    }
+  }
+
+  /** Whether nobody is speaking and nothing said is still on its way to the store. */
+  get quiet(): boolean {
+    return this.phase === "live" && this.#outstandingMarks.size === 0 && !this.#callerSpeaking &&
+      this.#activeResponse === null && !this.#replyOwed && !this.#replyPending &&
+      this.#awaitingTranscript.size === 0;
+  }
+
+  /**
+   * End this stream so the call continues on a fresh worker (the session flushes the turns, marks
+   * the call handed_off and closes Twilio's stream; Twilio then asks the connect action). Replies
+   * cut short are stored as interrupted, with what the model had said of them so far.
+   */
+  handOff(trigger: HandoffTrigger): void {
+    if (this.phase !== "connecting" && this.phase !== "live") return;
+    const mode: ResumeMode = this.#activeResponse !== null || this.#replyOwed || this.#replyPending ||
+        this.#outstandingMarks.size > 0
+      ? "reply"
+      : "listen";
+    for (const item of this.#assistant.values()) {
+      const text = item.transcript ?? item.spoken;
+      const unheard = item.markedMs > item.heardMs || item.transcript === null;
+      if (item.interrupted || !unheard || !text.trim()) continue;
+      item.interrupted = true;
+      this.#storeTurn("assistant", item.id, text, true);
+    }
+    this.sink.log("info", "call.handoff", {
+      trigger,
+      mode,
+      awaiting_transcripts: this.#awaitingTranscript.size,
+    });
+    this.#end("handed_off", handoffReason(trigger, mode));
+  }
+
+  #handOffIfQuiet(): void {
+    if (this.#handoffDue && this.quiet) this.handOff("quiet");
+  }
+
+  // ---- Twilio side ----
+
+  onTwilioFrame(frame: TwilioFrame): void {
+    if (this.phase === "ended") return;
+    switch (frame.event) {
+      case "media":
+        if (frame.track !== "inbound") return;
+        this.stats.callerFrames++;
+        if (this.phase === "live") this.sink.modelAudio(frame.payload);
+        else this.#bufferCallerAudio(frame.payload);
+        return;
+      case "mark":
+        this.#onMarkPlayed(frame.name);
+        return;
+      case "dtmf":
+        if (this.phase === "live") this.#sendDigit(frame.digit);
+        else if (this.#pendingDigits.length < MAX_BUFFERED_DIGITS) this.#pendingDigits.push(frame.digit);
+        return;
+      case "stop":
+        this.#end("completed", "twilio_stop");
+        return;
+      default:
+        // connected and start are handled by the caller (start needs an async token check).
+        return;
+    }
+  }
+
+  /** Twilio's socket closed; without a `stop` first, the caller hung up or the line dropped. */
+  twilioClosed(): void {
+    this.#end("completed", "caller_disconnected");
+  }
+
+  #bufferCallerAudio(payload: string): void {
+    this.#buffered.push(payload);
+    if (this.#buffered.length - this.#bufferHead > MAX_BUFFERED_FRAMES) {
+      this.#bufferHead++;
+      this.stats.bufferedFramesDropped++;
+    }
+  }
+
+  #onMarkPlayed(name: string): void {
+    const item = this.#outstandingMarks.get(name);
+    if (item) {
+      this.#outstandingMarks.delete(name);
+      const ms = Number(name.slice(name.lastIndexOf(":") + 1));
+      if (ms > item.heardMs) item.heardMs = ms;
+      // The usual quiet moment: the last of a reply has just played.
+      if (this.#outstandingMarks.size === 0) this.#handOffIfQuiet();
+    } else if (this.#clearedMarks.delete(name)) {
+      this.stats.marksIgnored++;
+    } else {
+      this.stats.marksUnknown++;
+    }
+  }
+
+  #sendDigit(digit: string): void {
+    const call = this.#call!;
+    const id = this.options.newItemId("dtmf");
+    const text = `The caller pressed ${digit} on the phone keypad.`;
+    this.#ownItems.add(id);
+    this.sink.model({ type: "conversation.item.create", item: textItem(id, "user", text) });
+    // A second response.create while one is running is refused; answer once it is done.
+    if (this.#activeResponse === null) this.sink.model({ type: "response.create" });
+    else this.#replyOwed = true;
+    this.#storeTurn("user", id, text, false);
+    // The digit itself is not logged: callers key in PINs and card numbers.
+    this.sink.log("info", "caller.dtmf", { call_sid: call.callSid });
+  }
+
+  // ---- model side ----
+
+  onModelEvent(event: ServerEvent): void {
+    if (this.phase === "ended") return;
+    switch (event.type) {
+      case "response.output_audio.delta":
+        this.#relayAssistantAudio(event.responseId, event.itemId, event.delta);
+        return;
+      case "session.updated":
+        this.#onSessionUpdated(event.inputFormat, event.outputFormat);
+        return;
+      case "error":
+        this.stats.modelErrors++;
+        this.sink.log("warn", "model.error", {
+          code: event.code,
+          type: event.errorType,
+          message: event.message,
+        });
+        // Before the session is confirmed an error means our session.update was refused.
+        if (this.phase !== "live") {
+          this.#end("failed", `model_error:${event.code ?? event.errorType ?? "unknown"}`);
+        }
+        return;
+      case "input_audio_buffer.speech_started":
+        this.#seqOf(event.itemId);
+        this.#callerSpeaking = true;
+        this.#onCallerSpeech();
+        return;
+      case "input_audio_buffer.speech_stopped":
+        this.#callerSpeaking = false;
+        this.#handOffIfQuiet();
+        return;
+      case "input_audio_buffer.committed":
+        this.#seqOf(event.itemId);
+        this.#awaitingTranscript.add(event.itemId);
+        if (this.#createsResponse) this.#replyPending = true;
+        return;
+      case "conversation.item.added":
+        if ((event.role === "user" || event.role === "assistant") && !this.#ownItems.has(event.itemId)) {
+          this.#seqOf(event.itemId);
+        }
+        return;
+      case "response.output_item.added":
+        if (event.role === "assistant") this.#assistantItem(event.itemId);
+        return;
+      case "conversation.item.input_audio_transcription.completed":
+        this.#addUsage(event.usage, "transcription.");
+        if (event.transcript.trim()) {
+          this.#storeTurn("user", event.itemId, event.transcript, false);
+        }
+        this.#awaitingTranscript.delete(event.itemId);
+        this.#handOffIfQuiet();
+        return;
+      case "conversation.item.input_audio_transcription.failed":
+        this.sink.log("warn", "model.transcription_failed", {
+          item_id: event.itemId,
+          message: event.message,
+        });
+        this.#awaitingTranscript.delete(event.itemId);
+        this.#handOffIfQuiet();
+        return;
+      case "response.output_audio_transcript.delta":
+        this.#assistantItem(event.itemId).spoken += event.delta;
+        return;
+      case "response.output_audio_transcript.done":
+        this.#onAssistantTranscript(event.itemId, event.transcript);
+        return;
+      case "response.created":
+        this.#activeResponse = event.responseId;
+        this.#replyPending = false;
+        return;
+      case "response.done":
+        this.#onResponseDone(event);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The model socket closed. Whatever the code (3000 bad key, 4000 beta shape, 1000...), a call
+   * without its model cannot go on. */
+  modelClosed(code: number, reason: string): void {
+    if (this.phase === "ended") return;
+    this.sink.log("warn", "model.closed", { code, reason });
+    this.#end("failed", `model_closed:${code}`);
+  }
+
+  #onSessionUpdated(inputFormat: string | null, outputFormat: string | null): void {
+    if (this.phase !== "connecting" || !this.#modelOpen) return;
+    if (inputFormat !== "audio/pcmu" || outputFormat !== "audio/pcmu") {
+      // The server kept another format (it discards an update with any field it rejects):
+      // relaying would play 24 kHz PCM to the caller as noise.
+      this.sink.log("error", "model.session_rejected", {
+        input_format: inputFormat,
+        output_format: outputFormat,
+      });
+      this.#end("failed", "session_not_pcmu");
+      return;
+    }
+    this.phase = "live";
+    const { greeting, resume } = this.#call!;
+    if (resume) {
+      this.#restore(resume.turns, resume.mode);
+    } else if (greeting && greeting.trim()) {
+      const id = this.options.newItemId("greeting");
+      this.#ownItems.add(id);
+      this.sink.model({
+        type: "conversation.item.create",
+        item: textItem(id, "system", greetingPrompt(greeting)),
+      });
+      this.sink.model({ type: "response.create" });
+      // Counted as active at once, so a digit pressed before response.created waits its turn.
+      this.#activeResponse = "";
+    }
+    for (let i = this.#bufferHead; i < this.#buffered.length; i++) this.sink.modelAudio(this.#buffered[i]);
+    this.#buffered = [];
+    this.#bufferHead = 0;
+    for (const digit of this.#pendingDigits) this.#sendDigit(digit);
+    this.#pendingDigits = [];
+    this.sink.log("info", "model.ready", { buffered_frames_dropped: this.stats.bufferedFramesDropped });
+  }
+
+  /** The conversation so far into the new model session, as text items in order; they are not
+   * turns (they are stored already), so the server's echoes of them get no seq. */
+  #restore(turns: TurnRow[], mode: ResumeMode): void {
+    for (const turn of turns) {
+      const id = this.options.newItemId("restored");
+      this.#ownItems.add(id);
+      const item = turn.role === "user" ? textItem(id, "user", turn.text) : assistantTextItem(id, turn.text);
+      this.sink.model({ type: "conversation.item.create", item });
+    }
+    if (mode === "reply") {
+      const id = this.options.newItemId("resume");
+      this.#ownItems.add(id);
+      this.sink.model({ type: "conversation.item.create", item: textItem(id, "system", RESUME_PROMPT) });
+      this.sink.model({ type: "response.create" });
+      this.#activeResponse = "";
+    }
+    this.sink.log("info", "call.resumed", { restored_turns: turns.length, mode });
+  }
+
+  #relayAssistantAudio(responseId: string, itemId: string, delta: string): void {
+    if (this.phase !== "live" || this.#cutResponses.has(responseId)) {
+      this.stats.modelAudioDropped++;
+      return;
+    }
+    const item = this.#assistantItem(itemId);
+    if (item.cut || delta.length === 0) {
+      this.stats.modelAudioDropped++;
+      return;
+    }
+    this.sink.twilioMedia(delta);
+    item.sentBytes += base64ByteLength(delta);
+    const sentMs = Math.floor(item.sentBytes / MULAW_BYTES_PER_MS);
+    if (sentMs > item.markedMs) {
+      this.stats.assistantAudioMs += sentMs - item.markedMs;
+      item.markedMs = sentMs;
+      const name = `${itemId}:${sentMs}`;
+      this.#outstandingMarks.set(name, item);
+      this.sink.twilioMark(name);
+    }
+  }
+
+  /** Barge-in: the caller talks over audio Twilio still has queued. */
+  #onCallerSpeech(): void {
+    if (!this.#interruptResponse) return;
+    // The server cancels the running response itself (interrupt_response); deltas already on
+    // the wire for it must not reach the caller.
+    if (this.#activeResponse) this.#cutResponses.add(this.#activeResponse);
+    if (this.#outstandingMarks.size === 0) return;
+    this.stats.bargeIns++;
+    this.sink.twilioClear();
+    for (const item of this.#assistant.values()) {
+      if (item.cut || item.markedMs <= item.heardMs) continue;
+      item.cut = true;
+      // What the marks say was played; later items never played and get 0.
+      this.sink.model({
+        type: "conversation.item.truncate",
+        item_id: item.id,
+        content_index: 0,
+        audio_end_ms: Math.min(item.heardMs, item.markedMs),
+      });
+      if (!item.interrupted) {
+        item.interrupted = true;
+        if (item.transcript !== null) this.#storeTurn("assistant", item.id, item.transcript, true);
+      }
+    }
+    for (const name of this.#outstandingMarks.keys()) this.#clearedMarks.add(name);
+    this.#outstandingMarks.clear();
+    this.sink.log("info", "call.barge_in", { barge_ins: this.stats.bargeIns });
+  }
+
+  #onAssistantTranscript(itemId: string, transcript: string): void {
+    const item = this.#assistantItem(itemId);
+    if (!transcript.trim() || item.transcript === transcript) return;
+    item.transcript = transcript;
+    this.#storeTurn("assistant", itemId, transcript, item.interrupted);
+  }
+
+  #onResponseDone(event: Extract<ServerEvent, { type: "response.done" }>): void {
+    if (this.#activeResponse === event.responseId || this.#activeResponse === "") this.#activeResponse = null;
+    this.#cutResponses.delete(event.responseId);
+    this.#addUsage(event.usage, "");
+    for (const { itemId, transcript } of event.transcripts) {
+      if (this.#assistant.get(itemId)?.transcript == null) this.#onAssistantTranscript(itemId, transcript);
+    }
+    if (event.status === "failed" || event.status === "incomplete") {
+      this.sink.log("warn", "model.response_" + event.status, { reason: event.reason });
+    }
+    if (this.#replyOwed && this.#activeResponse === null) {
+      this.#replyOwed = false;
+      this.sink.model({ type: "response.create" });
+    }
+    this.#handOffIfQuiet();
+  }
+
+  // ---- shared ----
+
+  #seqOf(itemId: string): number {
+    let seq = this.#seqByItem.get(itemId);
+    if (seq === undefined) {
+      seq = this.#nextSeq++;
+      this.#seqByItem.set(itemId, seq);
+    }
+    return seq;
+  }
+
+  #assistantItem(itemId: string): AssistantItem {
+    let item = this.#assistant.get(itemId);
+    if (!item) {
+      item = {
+        id: itemId,
+        seq: this.#seqOf(itemId),
+        sentBytes: 0,
+        markedMs: 0,
+        heardMs: 0,
+        cut: false,
+        interrupted: false,
+        transcript: null,
+        spoken: "",
+      };
+      this.#assistant.set(itemId, item);
+    }
+    return item;
+  }
+
+  #storeTurn(role: Role, itemId: string, text: string, interrupted: boolean): void {
+    const call = this.#call!;
+    this.sink.turn({
+      tenantId: call.tenantId,
+      callSid: call.callSid,
+      role,
+      text,
+      itemId,
+      seq: this.#seqOf(itemId),
+      interrupted,
+    });
+  }
+
+  #addUsage(usage: Usage, prefix: string): void {
+    for (const name in usage) {
+      const key = prefix + name;
+      this.usage[key] = (this.usage[key] ?? 0) + usage[name];
+    }
+  }
+
+  #end(status: CallOutcome["status"], reason: string): void {
+    if (this.phase === "ended") return;
+    this.phase = "ended";
+    this.#buffered = [];
+    this.sink.end({ callSid: this.callSid, status, reason, usage: this.usage, stats: this.stats });
+  }
+}

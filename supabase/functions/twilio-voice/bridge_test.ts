@@ -1,0 +1,486 @@
+import assert from "node:assert/strict";
+import { type BridgeSink, CallBridge, type CallOutcome, MAX_BUFFERED_FRAMES } from "./bridge.ts";
+import type { ClientEvent, ServerEvent } from "./realtime_events.ts";
+import { buildSessionUpdate } from "./session_config.ts";
+import type { TurnRow } from "./store.ts";
+
+const CALL_SID = "CA0123456789abcdef0123456789abcdef";
+const TENANT = "7f2c1d7e-3a5b-4c1d-9e8f-0a1b2c3d4e5f";
+
+/** µ-law audio of `ms` milliseconds, as Twilio and the model carry it. */
+function audio(ms: number, fill = 0xff): string {
+  return btoa(String.fromCharCode(...new Uint8Array(ms * 8).fill(fill)));
+}
+
+type Sent =
+  | { to: "model"; event: ClientEvent }
+  | { to: "model-audio"; payload: string }
+  | { to: "twilio"; media?: string; mark?: string; clear?: true };
+
+class Recorder implements BridgeSink {
+  sent: Sent[] = [];
+  turns: TurnRow[] = [];
+  outcomes: CallOutcome[] = [];
+  logs: string[] = [];
+  modelAudio(payload: string) {
+    this.sent.push({ to: "model-audio", payload });
+  }
+  model(event: ClientEvent) {
+    this.sent.push({ to: "model", event });
+  }
+  twilioMedia(payload: string) {
+    this.sent.push({ to: "twilio", media: payload });
+  }
+  twilioMark(name: string) {
+    this.sent.push({ to: "twilio", mark: name });
+  }
+  twilioClear() {
+    this.sent.push({ to: "twilio", clear: true });
+  }
+  turn(row: TurnRow) {
+    this.turns.push(row);
+  }
+  log(_level: string, event: string) {
+    this.logs.push(event);
+  }
+  end(outcome: CallOutcome) {
+    this.outcomes.push(outcome);
+  }
+  /** What was sent since the last drain. */
+  drain(): Sent[] {
+    const sent = this.sent;
+    this.sent = [];
+    return sent;
+  }
+  modelEvents(): ClientEvent[] {
+    return this.drain().flatMap((sent) => sent.to === "model" ? [sent.event] : []);
+  }
+}
+
+function newBridge(
+  { greeting = null, turnDetection = null }: {
+    greeting?: string | null;
+    turnDetection?: Record<string, unknown> | null;
+  } = {},
+) {
+  const sink = new Recorder();
+  let ids = 0;
+  const bridge = new CallBridge(sink, { newItemId: (kind) => `${kind}_${++ids}` });
+  const session = buildSessionUpdate({
+    instructions: null,
+    voice: null,
+    greeting,
+    model: null,
+    transcriptionModel: null,
+    turnDetection,
+  }).event;
+  const begin = () =>
+    bridge.begin({ callSid: CALL_SID, streamSid: "MZ1", tenantId: TENANT, session, greeting });
+  return { sink, bridge, session, begin };
+}
+
+const UPDATED_PCMU: ServerEvent = {
+  type: "session.updated",
+  inputFormat: "audio/pcmu",
+  outputFormat: "audio/pcmu",
+};
+
+function liveBridge(options: Parameters<typeof newBridge>[0] = {}) {
+  const made = newBridge(options);
+  made.begin();
+  made.bridge.modelOpened();
+  made.bridge.onModelEvent(UPDATED_PCMU);
+  made.sink.drain();
+  return made;
+}
+
+function delta(itemId: string, ms: number, responseId = "resp_1"): ServerEvent {
+  return { type: "response.output_audio.delta", responseId, itemId, delta: audio(ms) };
+}
+
+const media = (payload: string) => ({ event: "media", track: "inbound", payload }) as const;
+
+Deno.test("caller audio is buffered until the session is confirmed, then sent in order", () => {
+  const { sink, bridge, session, begin } = newBridge();
+  bridge.onTwilioFrame(media(audio(20, 1)));
+  begin();
+  bridge.onTwilioFrame(media(audio(20, 2)));
+  assert.deepEqual(sink.drain(), [], "nothing goes to a model socket that is not open");
+  bridge.modelOpened();
+  assert.deepEqual(sink.drain(), [{ to: "model", event: session }]);
+  bridge.onModelEvent({ type: "session.created" });
+  bridge.onTwilioFrame(media(audio(20, 3)));
+  assert.deepEqual(sink.drain(), [], "session.created is the default session, not ours");
+  bridge.onModelEvent(UPDATED_PCMU);
+  assert.equal(bridge.phase, "live");
+  assert.deepEqual(sink.drain(), [1, 2, 3].map((fill) => ({ to: "model-audio", payload: audio(20, fill) })));
+  bridge.onTwilioFrame(media(audio(20, 4)));
+  assert.deepEqual(sink.drain(), [{ to: "model-audio", payload: audio(20, 4) }]);
+  assert.equal(bridge.stats.callerFrames, 4);
+});
+
+Deno.test("the buffer is bounded: the oldest frames go first and are counted", () => {
+  const { sink, bridge, begin } = newBridge();
+  begin();
+  for (let i = 0; i < MAX_BUFFERED_FRAMES + 5; i++) {
+    bridge.onTwilioFrame(media(btoa(String(i).padStart(3, "0"))));
+  }
+  bridge.modelOpened();
+  bridge.onModelEvent(UPDATED_PCMU);
+  const flushed = sink.drain().filter((sent) => sent.to === "model-audio");
+  assert.equal(flushed.length, MAX_BUFFERED_FRAMES);
+  assert.deepEqual(flushed[0], { to: "model-audio", payload: btoa("005") });
+  assert.equal(bridge.stats.bufferedFramesDropped, 5);
+});
+
+Deno.test("a session that is not µ-law both ways ends the call as failed, relaying nothing", () => {
+  const { sink, bridge, begin } = newBridge();
+  begin();
+  bridge.onTwilioFrame(media(audio(20)));
+  bridge.modelOpened();
+  sink.drain();
+  bridge.onModelEvent({ type: "session.updated", inputFormat: "audio/pcmu", outputFormat: "audio/pcm" });
+  assert.deepEqual(sink.drain(), []);
+  assert.equal(sink.outcomes.length, 1);
+  assert.equal(sink.outcomes[0].status, "failed");
+  assert.equal(sink.outcomes[0].reason, "session_not_pcmu");
+  assert.equal(sink.outcomes[0].callSid, CALL_SID);
+});
+
+Deno.test("an error before the session is confirmed fails the call; after, it is only logged", () => {
+  const early = newBridge();
+  early.begin();
+  early.bridge.modelOpened();
+  early.bridge.onModelEvent({
+    type: "error",
+    code: "unknown_parameter",
+    errorType: "invalid_request_error",
+    message: "x",
+  });
+  assert.equal(early.sink.outcomes[0].reason, "model_error:unknown_parameter");
+
+  const live = liveBridge();
+  live.bridge.onModelEvent({
+    type: "error",
+    code: "response_cancel_not_active",
+    errorType: "x",
+    message: "x",
+  });
+  assert.equal(live.bridge.phase, "live");
+  assert.equal(live.bridge.stats.modelErrors, 1);
+});
+
+Deno.test("model audio before the session is confirmed never reaches Twilio", () => {
+  const { sink, bridge, begin } = newBridge();
+  begin();
+  bridge.modelOpened();
+  sink.drain();
+  bridge.onModelEvent(delta("item_a", 40));
+  assert.deepEqual(sink.drain(), []);
+  assert.equal(bridge.stats.modelAudioDropped, 1);
+});
+
+Deno.test("a greeting makes the assistant speak first, and its prompt is not a turn", () => {
+  const { sink, bridge, begin } = newBridge({ greeting: "Thanks for calling Acme!" });
+  begin();
+  bridge.onTwilioFrame(media(audio(20)));
+  bridge.modelOpened();
+  sink.drain();
+  bridge.onModelEvent(UPDATED_PCMU);
+  const sent = sink.drain();
+  assert.equal(sent.length, 3);
+  const [create, respond, buffered] = sent;
+  assert.equal(create.to, "model");
+  assert.ok(create.to === "model" && create.event.type === "conversation.item.create");
+  assert.equal(create.event.item.id, "greeting_1");
+  assert.equal(create.event.item.role, "system");
+  assert.match(create.event.item.content[0].text, /Thanks for calling Acme!/);
+  assert.deepEqual(respond, { to: "model", event: { type: "response.create" } });
+  assert.deepEqual(buffered, { to: "model-audio", payload: audio(20) });
+
+  bridge.onModelEvent({ type: "conversation.item.added", itemId: "greeting_1", role: "system" });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onModelEvent({ type: "response.output_item.added", itemId: "item_a", role: "assistant" });
+  bridge.onModelEvent({
+    type: "response.output_audio_transcript.done",
+    itemId: "item_a",
+    transcript: "Thanks for calling Acme!",
+  });
+  assert.deepEqual(sink.turns, [
+    {
+      tenantId: TENANT,
+      callSid: CALL_SID,
+      role: "assistant",
+      text: "Thanks for calling Acme!",
+      itemId: "item_a",
+      seq: 0,
+      interrupted: false,
+    },
+  ]);
+});
+
+Deno.test("assistant audio goes to Twilio unchanged, each delta followed by a mark of item and ms sent", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent(delta("item_a", 100));
+  bridge.onModelEvent(delta("item_a", 60));
+  assert.deepEqual(sink.drain(), [
+    { to: "twilio", media: audio(100) },
+    { to: "twilio", mark: "item_a:100" },
+    { to: "twilio", media: audio(60) },
+    { to: "twilio", mark: "item_a:160" },
+  ]);
+  assert.equal(bridge.stats.assistantAudioMs, 160);
+});
+
+Deno.test("barge-in clears Twilio and truncates to what the marks say was heard", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onModelEvent(delta("item_a", 100));
+  bridge.onModelEvent(delta("item_a", 100));
+  bridge.onModelEvent(delta("item_a", 100));
+  bridge.onModelEvent(delta("item_b", 80));
+  bridge.onModelEvent({
+    type: "response.output_audio_transcript.done",
+    itemId: "item_a",
+    transcript: "One two three.",
+  });
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:200" });
+  sink.drain();
+
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
+  assert.deepEqual(sink.drain(), [
+    { to: "twilio", clear: true },
+    {
+      to: "model",
+      event: { type: "conversation.item.truncate", item_id: "item_a", content_index: 0, audio_end_ms: 200 },
+    },
+    {
+      to: "model",
+      event: { type: "conversation.item.truncate", item_id: "item_b", content_index: 0, audio_end_ms: 0 },
+    },
+  ]);
+  assert.deepEqual(sink.turns.map((turn) => [turn.itemId, turn.interrupted]), [["item_a", false], [
+    "item_a",
+    true,
+  ]]);
+
+  // Twilio echoes the pending marks at once because of the clear: they were never heard.
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:300" });
+  bridge.onTwilioFrame({ event: "mark", name: "item_b:80" });
+  assert.equal(bridge.stats.marksIgnored, 2);
+  // Deltas already on the wire for the cancelled response are dropped.
+  bridge.onModelEvent(delta("item_b", 20));
+  assert.deepEqual(sink.drain(), []);
+  bridge.onModelEvent({
+    type: "response.output_audio_transcript.done",
+    itemId: "item_b",
+    transcript: "And four.",
+  });
+  assert.deepEqual(sink.turns.at(-1)?.interrupted, true);
+  assert.equal(bridge.stats.bargeIns, 1);
+
+  // The next response plays normally.
+  bridge.onModelEvent({
+    type: "response.done",
+    responseId: "resp_1",
+    status: "cancelled",
+    reason: "turn_detected",
+    usage: {},
+    transcripts: [],
+  });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_2" });
+  bridge.onModelEvent(delta("item_c", 20, "resp_2"));
+  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(20) }, { to: "twilio", mark: "item_c:20" }]);
+});
+
+Deno.test("truncation never exceeds the audio sent, even when a mark claims more", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent(delta("item_a", 50));
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:999" });
+  assert.equal(bridge.stats.marksUnknown, 1);
+  sink.drain();
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
+  const truncate = sink.modelEvents()[0];
+  assert.deepEqual(truncate, {
+    type: "conversation.item.truncate",
+    item_id: "item_a",
+    content_index: 0,
+    audio_end_ms: 0,
+  });
+});
+
+Deno.test("speech with nothing queued at Twilio is not a barge-in", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent(delta("item_a", 40));
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:40" });
+  sink.drain();
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
+  assert.deepEqual(sink.drain(), []);
+  assert.equal(bridge.stats.bargeIns, 0);
+});
+
+Deno.test("a tenant that turned interruption off is never cut off", () => {
+  const { sink, bridge } = liveBridge({ turnDetection: { type: "server_vad", interrupt_response: false } });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onModelEvent(delta("item_a", 40));
+  sink.drain();
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
+  bridge.onModelEvent(delta("item_a", 40));
+  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(40) }, { to: "twilio", mark: "item_a:80" }]);
+});
+
+Deno.test("turns are numbered by their place in the conversation, not by arrival", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u1" });
+  bridge.onModelEvent({ type: "input_audio_buffer.committed", itemId: "item_u1" });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onModelEvent({ type: "response.output_item.added", itemId: "item_a1", role: "assistant" });
+  bridge.onModelEvent({
+    type: "response.output_audio_transcript.done",
+    itemId: "item_a1",
+    transcript: "It is sunny.",
+  });
+  // The caller's transcript arrives after the reply to it.
+  bridge.onModelEvent({
+    type: "conversation.item.input_audio_transcription.completed",
+    itemId: "item_u1",
+    transcript: "What's the weather?",
+    usage: { input_tokens: 7, output_tokens: 4 },
+  });
+  bridge.onModelEvent({
+    type: "conversation.item.input_audio_transcription.completed",
+    itemId: "item_noise",
+    transcript: "  ",
+    usage: {},
+  });
+  const ordered = [...sink.turns].sort((a, b) => a.seq - b.seq).map((turn) => [turn.role, turn.text]);
+  assert.deepEqual(ordered, [["user", "What's the weather?"], ["assistant", "It is sunny."]]);
+  assert.deepEqual(sink.turns.map((turn) => turn.seq), [1, 0]);
+  assert.equal(bridge.usage["transcription.input_tokens"], 7);
+});
+
+Deno.test("a keypad digit reaches the model as a user text item and is stored as a turn", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onTwilioFrame({ event: "dtmf", digit: "5" });
+  const [create, respond] = sink.modelEvents();
+  assert.ok(create.type === "conversation.item.create");
+  assert.deepEqual(create.item, {
+    id: "dtmf_1",
+    type: "message",
+    role: "user",
+    content: [{ type: "input_text", text: "The caller pressed 5 on the phone keypad." }],
+  });
+  assert.deepEqual(respond, { type: "response.create" });
+  assert.deepEqual(sink.turns.map((turn) => [turn.role, turn.itemId, turn.text]), [
+    ["user", "dtmf_1", "The caller pressed 5 on the phone keypad."],
+  ]);
+});
+
+Deno.test("a digit pressed during a reply is answered once the reply is done", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onTwilioFrame({ event: "dtmf", digit: "#" });
+  assert.deepEqual(sink.modelEvents().map((event) => event.type), ["conversation.item.create"]);
+  bridge.onModelEvent({
+    type: "response.done",
+    responseId: "resp_1",
+    status: "completed",
+    reason: null,
+    usage: {},
+    transcripts: [],
+  });
+  assert.deepEqual(sink.modelEvents(), [{ type: "response.create" }]);
+});
+
+Deno.test("digits pressed before the model is ready are sent once it is", () => {
+  const { sink, bridge, begin } = newBridge();
+  begin();
+  bridge.onTwilioFrame({ event: "dtmf", digit: "1" });
+  bridge.modelOpened();
+  sink.drain();
+  bridge.onModelEvent(UPDATED_PCMU);
+  assert.deepEqual(sink.modelEvents().map((event) => event.type), [
+    "conversation.item.create",
+    "response.create",
+  ]);
+});
+
+Deno.test("usage from every response.done is summed", () => {
+  const { sink, bridge } = liveBridge();
+  for (const id of ["r1", "r2"]) {
+    bridge.onModelEvent({
+      type: "response.done",
+      responseId: id,
+      status: "completed",
+      reason: null,
+      usage: { input_tokens: 10, output_tokens: 5, "output_token_details.audio_tokens": 4 },
+      transcripts: [],
+    });
+  }
+  bridge.onTwilioFrame({ event: "stop" });
+  assert.deepEqual(sink.outcomes[0].usage, {
+    input_tokens: 20,
+    output_tokens: 10,
+    "output_token_details.audio_tokens": 8,
+  });
+});
+
+Deno.test("a cancelled reply without its transcript event is stored from response.done", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent({
+    type: "response.done",
+    responseId: "r1",
+    status: "cancelled",
+    reason: "turn_detected",
+    usage: {},
+    transcripts: [{ itemId: "item_a", transcript: "Let me" }],
+  });
+  assert.deepEqual(sink.turns.map((turn) => [turn.itemId, turn.text]), [["item_a", "Let me"]]);
+});
+
+Deno.test("the call ends exactly once, with the first cause", () => {
+  const stopped = liveBridge();
+  stopped.bridge.onTwilioFrame({ event: "stop" });
+  stopped.bridge.twilioClosed();
+  stopped.bridge.modelClosed(1000, "");
+  assert.deepEqual(stopped.sink.outcomes.map((o) => [o.status, o.reason]), [["completed", "twilio_stop"]]);
+
+  const hungUp = liveBridge();
+  hungUp.bridge.twilioClosed();
+  assert.deepEqual(hungUp.sink.outcomes.map((o) => [o.status, o.reason]), [[
+    "completed",
+    "caller_disconnected",
+  ]]);
+
+  const refused = newBridge();
+  refused.begin();
+  refused.bridge.modelOpened();
+  refused.bridge.modelClosed(3000, "invalid_api_key");
+  assert.deepEqual(refused.sink.outcomes.map((o) => [o.status, o.reason]), [["failed", "model_closed:3000"]]);
+  refused.bridge.onModelEvent(delta("item_a", 20));
+  refused.bridge.onTwilioFrame(media(audio(20)));
+  assert.deepEqual(refused.sink.sent.filter((sent) => sent.to !== "model"), []);
+});
+
+Deno.test("a stream that never proved its call ends without a call to finalize", () => {
+  const { sink, bridge } = newBridge();
+  bridge.fail("bad_stream_token");
+  assert.deepEqual(sink.outcomes.map((o) => [o.callSid, o.status, o.reason]), [[
+    null,
+    "failed",
+    "bad_stream_token",
+  ]]);
+});
+
+Deno.test("a model that refuses the beta shape (close 4000) mid-call ends it through the failure path", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent(delta("item_a", 20));
+  bridge.modelClosed(4000, "beta_api_shape_disabled");
+  assert.deepEqual(sink.outcomes.map((o) => [o.callSid, o.status, o.reason]), [[
+    CALL_SID,
+    "failed",
+    "model_closed:4000",
+  ]]);
+  assert.equal(sink.outcomes[0].stats.assistantAudioMs, 20);
+});

@@ -1,0 +1,256 @@
+// One call's sockets wired to its CallBridge: Twilio's Media Stream on one side, the Realtime model
+// on the other, the turn writer behind. The only awaits are in setup (token check, tenant lookup)
+// and at the end (finalize, flush); per frame it is decode, one bridge call, one send.
+
+import { CallBridge, type CallOutcome } from "./bridge.ts";
+import { realtimeModelUrl } from "./config.ts";
+import { errorMessage, type Logger } from "./log.ts";
+import { appendAudioMessage, decodeServerEvent, encodeClientEvent } from "./realtime_events.ts";
+import { buildSessionUpdate } from "./session_config.ts";
+import type { AgentSettings, CallEnd, StoreBackend, TurnRow } from "./store.ts";
+import { isValidStreamToken } from "./stream_token.ts";
+import { decodeTwilioFrame, type TwilioEncoder, twilioEncoder, type TwilioFrame } from "./twilio_frames.ts";
+import type { RejectReason } from "./wire.ts";
+
+/** Names of the <Parameter>s the webhook puts on the stream. */
+export const STREAM_PARAMS = { tenantId: "tenant_id", toNumber: "to_number", token: "stream_token" } as const;
+
+/** The per-call face of the turn store: record is synchronous (queued), the rest is the end. */
+export interface CallWriter {
+  record(row: TurnRow): void;
+  /** Queue the call row's finalization (after every recorded turn). */
+  finish(end: Omit<CallEnd, "callSid">): void;
+  /** Write what is queued, giving up after timeoutMs (what is left stays queued and logged). */
+  flush(timeoutMs: number): Promise<void>;
+}
+
+export type ModelSocketFactory = (url: string, protocols: string[]) => WebSocket;
+
+export interface CallSessionDeps {
+  twilioAuthToken: string;
+  openaiApiKey: string;
+  realtimeUrl: string;
+  realtimeModel: string;
+  store: StoreBackend;
+  openWriter(callSid: string, tenantId: string): CallWriter;
+  openModelSocket: ModelSocketFactory;
+  log: Logger;
+  /** The model must confirm the session within this time, or the caller gets the apology. */
+  setupTimeoutMs: number;
+  /** Bound on the final write; the worker may be about to go. */
+  flushTimeoutMs: number;
+  /** Told how each call ended, so the connect action can answer before the row is written. */
+  onOutcome(outcome: CallOutcome): void;
+}
+
+export interface CallSession {
+  /** Resolves when both sockets are closed and the call's writes are flushed (or timed out). */
+  readonly done: Promise<void>;
+  /** End the call now through the failure path (the worker is shutting down). */
+  shutdown(reason: string): Promise<void>;
+}
+
+export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): CallSession {
+  let log = deps.log;
+  let encoder: TwilioEncoder | null = null;
+  let model: WebSocket | null = null;
+  let writer: CallWriter | null = null;
+  let setupTimer: number | undefined;
+  let started = false;
+  /** Set once the start frame's token checks out: from then on the call row is ours to finalize,
+   * even if the call ends before the bridge began (hang-up during setup, lookup failure). */
+  let verified: { callSid: string; tenantId: string } | null = null;
+  const rejected: Partial<Record<`${"twilio" | "model"}_${RejectReason}`, number>> = {};
+  let sendsSkipped = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => resolveDone = resolve);
+  let ending: Promise<void> | null = null;
+
+  const count = (side: "twilio" | "model", reason: RejectReason, event?: string) => {
+    const key = `${side}_${reason}` as const;
+    rejected[key] = (rejected[key] ?? 0) + 1;
+    // Only the first of each kind is logged: a misbehaving peer must not flood the log.
+    if (rejected[key] === 1) log.warn(`${side}.frame_ignored`, { reason, frame_event: event });
+  };
+
+  // Never send on a socket that is not open: Deno throws, and the frame would be lost anyway.
+  const sendTwilio = (text: string) => {
+    if (twilio.readyState === WebSocket.OPEN) twilio.send(text);
+    else sendsSkipped++;
+  };
+  const sendModel = (text: string) => {
+    if (model !== null && model.readyState === WebSocket.OPEN) model.send(text);
+    else sendsSkipped++;
+  };
+
+  const bridge = new CallBridge({
+    modelAudio: (payload) => sendModel(appendAudioMessage(payload)),
+    model: (event) => sendModel(encodeClientEvent(event)),
+    twilioMedia: (payload) => sendTwilio(encoder!.media(payload)),
+    twilioMark: (name) => sendTwilio(encoder!.mark(name)),
+    twilioClear: () => sendTwilio(encoder!.clear()),
+    turn: (row) => writer?.record(row),
+    log: (level, event, fields) => log[level](event, fields),
+    end: (outcome) => {
+      ending = finishCall(outcome);
+    },
+  }, { newItemId: itemIdFactory() });
+
+  async function finishCall(outcome: CallOutcome): Promise<void> {
+    clearTimeout(setupTimer);
+    closeQuietly(model, 1000, "call ended");
+    const call = verified;
+    deps.onOutcome({ ...outcome, callSid: call?.callSid ?? null });
+    if (call !== null) {
+      writer ??= deps.openWriter(call.callSid, call.tenantId);
+      writer.finish({ status: outcome.status, endReason: outcome.reason, usage: { ...outcome.usage } });
+      try {
+        await writer.flush(deps.flushTimeoutMs);
+      } catch (error) {
+        log.error("store.flush_failed", { message: errorMessage(error) });
+      }
+    }
+    // After the row is final: closing the stream makes Twilio ask the connect action, which reads it.
+    closeQuietly(twilio, 1000, outcome.status === "failed" ? "call failed" : "call ended");
+    log.info("call.ended", {
+      status: outcome.status,
+      reason: outcome.reason,
+      ...snakeCase(outcome.stats),
+      ...rejected,
+      sends_skipped: sendsSkipped,
+      input_tokens: outcome.usage.input_tokens,
+      output_tokens: outcome.usage.output_tokens,
+    });
+    resolveDone();
+  }
+
+  async function onStart(frame: Extract<TwilioFrame, { event: "start" }>): Promise<void> {
+    if (started) return count("twilio", "bad_shape", "start");
+    started = true;
+    log = deps.log.with({ call_sid: frame.callSid, stream_sid: frame.streamSid });
+    encoder = twilioEncoder(frame.streamSid);
+    const params = frame.customParameters;
+    const claims = {
+      callSid: frame.callSid,
+      tenantId: params[STREAM_PARAMS.tenantId] ?? "",
+      toNumber: params[STREAM_PARAMS.toNumber] ?? "",
+    };
+    const token = params[STREAM_PARAMS.token] ?? "";
+    if (!token || !claims.tenantId || !await isValidStreamToken(deps.twilioAuthToken, claims, token)) {
+      log.warn("stream.token_rejected", {});
+      bridge.fail("bad_stream_token");
+      return;
+    }
+    log = log.with({ tenant_id: claims.tenantId });
+    verified = { callSid: claims.callSid, tenantId: claims.tenantId };
+
+    let agent: AgentSettings | null;
+    try {
+      const owner = await deps.store.findNumberOwner(claims.toNumber);
+      if (owner !== null && owner.tenantId !== claims.tenantId) {
+        log.warn("call.number_moved", {});
+      }
+      agent = owner?.tenantId === claims.tenantId ? owner.agent : null;
+    } catch (error) {
+      // A tenant's agent with the wrong instructions is worse than an apology.
+      log.error("store.agent_lookup_failed", { message: errorMessage(error) });
+      bridge.fail("agent_lookup_failed");
+      return;
+    }
+    if (bridge.phase === "ended") return; // the caller hung up during the lookup
+
+    const { event: session, dropped } = buildSessionUpdate(agent);
+    if (dropped.length > 0) log.warn("agent.settings_dropped", { fields: dropped.join(",") });
+    writer = deps.openWriter(claims.callSid, claims.tenantId);
+    bridge.begin({
+      callSid: claims.callSid,
+      streamSid: frame.streamSid,
+      tenantId: claims.tenantId,
+      session,
+      greeting: agent?.greeting ?? null,
+    });
+    openModel(agent?.model?.trim() || deps.realtimeModel);
+  }
+
+  function openModel(modelName: string): void {
+    setupTimer = setTimeout(() => {
+      if (bridge.phase !== "live") bridge.fail("model_setup_timeout");
+    }, deps.setupTimeoutMs);
+    try {
+      // Headers cannot be set on Supabase's Deno: the key travels as a subprotocol.
+      model = deps.openModelSocket(realtimeModelUrl(deps.realtimeUrl, modelName), [
+        "realtime",
+        `openai-insecure-api-key.${deps.openaiApiKey}`,
+      ]);
+    } catch (error) {
+      log.error("model.connect_failed", { message: errorMessage(error) });
+      bridge.fail("model_connect_failed");
+      return;
+    }
+    log.info("model.connecting", { model: modelName });
+    model.onopen = () => bridge.modelOpened();
+    model.onmessage = (message) => {
+      const decoded = decodeServerEvent(message.data);
+      if (decoded.ok) bridge.onModelEvent(decoded.frame);
+      else count("model", decoded.reason, decoded.event);
+    };
+    model.onerror = (event) => {
+      log.warn("model.socket_error", { message: event instanceof ErrorEvent ? event.message : "error" });
+    };
+    model.onclose = (event) => bridge.modelClosed(event.code, event.reason);
+  }
+
+  twilio.onmessage = (message) => {
+    const decoded = decodeTwilioFrame(message.data);
+    if (!decoded.ok) return count("twilio", decoded.reason, decoded.event);
+    const frame = decoded.frame;
+    if (frame.event === "start") {
+      onStart(frame).catch((error) => {
+        log.error("stream.start_failed", { message: errorMessage(error) });
+        bridge.fail("start_failed");
+      });
+    } else {
+      bridge.onTwilioFrame(frame);
+    }
+  };
+  twilio.onclose = () => {
+    bridge.twilioClosed();
+    // A stream that closes before `start` never began a call: nothing else will resolve it.
+    if (ending === null) resolveDone();
+  };
+  twilio.onerror = () => log.warn("twilio.socket_error", {});
+
+  return {
+    done,
+    shutdown: async (reason) => {
+      bridge.fail(`worker_shutdown:${reason}`);
+      if (ending) await ending;
+    },
+  };
+}
+
+function snakeCase(stats: object): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(stats).map((
+      [name, value],
+    ) => [name.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase()), value]),
+  );
+}
+
+function closeQuietly(socket: WebSocket | null, code: number, reason: string): void {
+  if (socket === null) return;
+  if (socket.readyState === WebSocket.CLOSING || socket.readyState === WebSocket.CLOSED) return;
+  try {
+    socket.close(code, reason);
+  } catch {
+    // A socket still connecting may refuse close() on some runtimes; its onclose ends things.
+  }
+}
+
+/** Item ids must be unique within the model session and, because a resumed call keeps its
+ * CallSid, across sessions too: a random part per session, a counter per item (max 32 chars). */
+function itemIdFactory(): (kind: "greeting" | "dtmf") => string {
+  const session = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+  let counter = 0;
+  return (kind) => `${kind}_${session}_${++counter}`;
+}

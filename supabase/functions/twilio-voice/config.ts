@@ -1,0 +1,136 @@
+// The function's settings, read once from the environment. Every problem is reported at once, by
+// variable name, never by value: a misconfigured deploy should need one fix, not five redeploys.
+
+export const FUNCTION_PATH = "/functions/v1/twilio-voice";
+export const DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime";
+// Announced to retire 2027-01-20 (successor gpt-realtime-2.1): hence overridable per deploy and per tenant.
+export const DEFAULT_REALTIME_MODEL = "gpt-realtime";
+// Supabase's paid-plan wall clock per worker; the free plan's is 150 s.
+// https://supabase.com/docs/guides/functions/limits
+export const DEFAULT_WALL_CLOCK_LIMIT_S = 400;
+export const DEFAULT_PORT = 8000;
+
+export type TurnStoreKind = "rest" | "postgres";
+
+export interface Config {
+  twilioAuthToken: string;
+  /** The https URL Twilio posts to (webhook and connect action); signatures are computed over it. */
+  publicUrl: string;
+  /** The same URL as ws:// or wss://, used as <Stream url> and to verify the upgrade's signature. */
+  streamUrl: string;
+  supabaseUrl: string | null;
+  supabaseServiceRoleKey: string | null;
+  openaiApiKey: string;
+  realtimeUrl: string;
+  realtimeModel: string;
+  turnStore: TurnStoreKind;
+  supabaseDbUrl: string | null;
+  wallClockLimitS: number;
+  port: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`twilio-voice is misconfigured: ${problems.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export type Env = (name: string) => string | undefined;
+
+export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
+  const problems: string[] = [];
+  const read = (name: string): string | null => {
+    const value = env(name)?.trim();
+    return value ? value : null;
+  };
+  const required = (name: string, hint: string): string => {
+    const value = read(name);
+    if (value === null) problems.push(`${name} is not set (${hint})`);
+    return value ?? "";
+  };
+
+  const twilioAuthToken = required(
+    "TWILIO_AUTH_TOKEN",
+    "the Auth Token of the Twilio account that owns the numbers",
+  );
+  const openaiApiKey = required("OPENAI_API_KEY", "an OpenAI API key with Realtime access");
+  const supabaseUrl = read("SUPABASE_URL");
+  const supabaseServiceRoleKey = read("SUPABASE_SERVICE_ROLE_KEY");
+  const supabaseDbUrl = read("SUPABASE_DB_URL");
+
+  const publicUrl = parsePublicUrl(read("PUBLIC_URL"), supabaseUrl, problems);
+  const realtimeUrl = read("OPENAI_REALTIME_URL") ?? DEFAULT_REALTIME_URL;
+  if (!/^wss?:\/\/[^/?#]+/i.test(realtimeUrl)) {
+    problems.push("OPENAI_REALTIME_URL must be a ws:// or wss:// URL");
+  }
+
+  const turnStoreName = read("TURN_STORE") ?? "rest";
+  let turnStore: TurnStoreKind = "rest";
+  if (turnStoreName === "rest" || turnStoreName === "postgres") {
+    turnStore = turnStoreName;
+  } else {
+    problems.push(`TURN_STORE must be "rest" or "postgres", not ${JSON.stringify(turnStoreName)}`);
+  }
+  if (turnStore === "rest") {
+    if (!supabaseUrl) problems.push("SUPABASE_URL is not set (needed by TURN_STORE=rest)");
+    if (!supabaseServiceRoleKey) {
+      problems.push("SUPABASE_SERVICE_ROLE_KEY is not set (needed by TURN_STORE=rest)");
+    }
+  } else if (!supabaseDbUrl) {
+    problems.push("SUPABASE_DB_URL is not set (needed by TURN_STORE=postgres)");
+  }
+
+  const wallClockLimitS = positiveInteger(read("WALL_CLOCK_LIMIT_S"), DEFAULT_WALL_CLOCK_LIMIT_S);
+  if (wallClockLimitS === null) problems.push("WALL_CLOCK_LIMIT_S must be a whole number of seconds above 0");
+  const port = positiveInteger(read("PORT"), DEFAULT_PORT);
+  if (port === null || port > 65535) problems.push("PORT must be a TCP port number (1-65535)");
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    twilioAuthToken,
+    publicUrl: publicUrl!,
+    streamUrl: publicUrl!.replace(/^http/i, "ws"),
+    supabaseUrl,
+    supabaseServiceRoleKey,
+    openaiApiKey,
+    realtimeUrl,
+    realtimeModel: read("OPENAI_REALTIME_MODEL") ?? DEFAULT_REALTIME_MODEL,
+    turnStore,
+    supabaseDbUrl,
+    wallClockLimitS: wallClockLimitS!,
+    port: port!,
+  };
+}
+
+function parsePublicUrl(
+  publicUrl: string | null,
+  supabaseUrl: string | null,
+  problems: string[],
+): string | null {
+  const base = publicUrl ?? (supabaseUrl ? supabaseUrl.replace(/\/+$/, "") + FUNCTION_PATH : null);
+  if (base === null) {
+    problems.push("PUBLIC_URL is not set and there is no SUPABASE_URL to derive it from");
+    return null;
+  }
+  const name = publicUrl ? "PUBLIC_URL" : "SUPABASE_URL";
+  // Twilio signs the URL exactly as configured, so a query or fragment here could never verify.
+  if (!/^https?:\/\/[^/?#]+[^?#]*$/i.test(base)) {
+    problems.push(`${name} must be an http(s) URL without query or fragment`);
+    return null;
+  }
+  return base.replace(/\/+$/, "");
+}
+
+function positiveInteger(value: string | null, fallback: number): number | null {
+  if (value === null) return fallback;
+  if (!/^[0-9]+$/.test(value)) return null;
+  const parsed = Number(value);
+  return parsed > 0 ? parsed : null;
+}
+
+/** The Realtime WebSocket URL for a model, keeping any query the operator configured. */
+export function realtimeModelUrl(realtimeUrl: string, model: string): string {
+  const separator = realtimeUrl.includes("?") ? "&" : "?";
+  return `${realtimeUrl}${separator}model=${encodeURIComponent(model)}`;
+}

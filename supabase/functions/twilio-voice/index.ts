@@ -1,0 +1,125 @@
+// Entry point of the twilio-voice Edge Function. The same file runs on Supabase's Edge Runtime
+// (Deno 2.1) and on plain Deno (`deno run -A index.ts`, listening on PORT, default 8000).
+
+import { createApp } from "./app.ts";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { createLogger, errorMessage, type Logger } from "./log.ts";
+import type { StoreBackend } from "./store.ts";
+import { createPostgresBackend } from "./store_postgres.ts";
+import { createRestBackend } from "./store_rest.ts";
+import { TurnStore } from "./turn_store.ts";
+
+/** What Supabase's Edge Runtime adds to the global scope; absent on plain Deno. */
+interface EdgeRuntimeApi {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+// On beforeunload the runtime is about to end the worker (wall clock, CPU or memory limit); the
+// writes have to land within its short grace period.
+const SHUTDOWN_FLUSH_MS = 2_000;
+
+const edgeRuntime = (globalThis as { EdgeRuntime?: EdgeRuntimeApi }).EdgeRuntime;
+
+function openBackend(config: Config): StoreBackend {
+  return config.turnStore === "postgres"
+    ? createPostgresBackend(config.supabaseDbUrl!)
+    : createRestBackend(config.supabaseUrl!, config.supabaseServiceRoleKey!);
+}
+
+function secretsOf(config: Config): (string | null)[] {
+  const dbPassword = config.supabaseDbUrl ? safeUrlPassword(config.supabaseDbUrl) : null;
+  return [
+    config.twilioAuthToken,
+    config.openaiApiKey,
+    config.supabaseServiceRoleKey,
+    config.supabaseDbUrl,
+    dbPassword,
+  ];
+}
+
+// A short password (the local stack's "postgres") is no secret, and masking it would mask every
+// "postgres" in the log; real database passwords are long.
+const MIN_MASKED_PASSWORD = 12;
+
+function safeUrlPassword(url: string): string | null {
+  try {
+    const password = decodeURIComponent(new URL(url).password);
+    return password.length >= MIN_MASKED_PASSWORD ? password : null;
+  } catch {
+    return null;
+  }
+}
+
+function serveMisconfigured(error: ConfigError, log: Logger): void {
+  log.error("config.invalid", { message: error.message });
+  if (!edgeRuntime) Deno.exit(1);
+  // On Supabase, answer every request with the variable names to fix (never their values).
+  Deno.serve(() => new Response(error.message + "\n", { status: 500 }));
+}
+
+function main(): void {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) return serveMisconfigured(error, createLogger());
+    throw error;
+  }
+  const log = createLogger({ secrets: secretsOf(config) });
+  const backend = openBackend(config);
+  const turnStore = new TurnStore(backend, { logger: log });
+  const app = createApp({
+    config,
+    store: backend,
+    log,
+    openWriter: (callSid) => ({
+      record: (row) => turnStore.record(row),
+      finish: (end) => void turnStore.finish({ callSid, ...end }),
+      flush: async (timeoutMs) => void await turnStore.flush(timeoutMs),
+    }),
+    waitUntil: edgeRuntime ? (promise) => edgeRuntime.waitUntil(promise) : undefined,
+  });
+
+  const shutdown = async (reason: string) => {
+    log.warn("worker.shutdown", { reason, active_calls: app.activeCalls });
+    try {
+      await Promise.race([
+        app.shutdown(reason),
+        new Promise((resolve) => setTimeout(resolve, SHUTDOWN_FLUSH_MS)),
+      ]);
+      await turnStore.flush(SHUTDOWN_FLUSH_MS);
+    } catch (error) {
+      log.error("worker.shutdown_failed", { message: errorMessage(error) });
+    }
+  };
+  globalThis.addEventListener("beforeunload", (event) => {
+    const reason = (event as CustomEvent<{ reason?: string }>).detail?.reason ?? "unload";
+    const flushed = shutdown(String(reason));
+    edgeRuntime?.waitUntil(flushed);
+  });
+
+  if (edgeRuntime) {
+    Deno.serve((request) => app.handle(request));
+    return;
+  }
+  const server = Deno.serve({
+    port: config.port,
+    onListen: ({ hostname, port }) =>
+      log.info("server.listening", { hostname, port, turn_store: config.turnStore }),
+  }, (request) => app.handle(request));
+  // Plain Deno gets no beforeunload on a signal: end calls cleanly before a container stops.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, async () => {
+        await shutdown(signal);
+        await server.shutdown();
+        await backend.close();
+        Deno.exit(0);
+      });
+    } catch {
+      // Not every platform has every signal (Windows has no SIGTERM listener).
+    }
+  }
+}
+
+main();

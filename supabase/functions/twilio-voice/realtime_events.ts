@@ -1,0 +1,270 @@
+// OpenAI Realtime (GA) wire format: server events decoded into the few shapes the bridge acts on,
+// client events encoded. The beta shape is refused by the server since 2026-05, and a session.update
+// with any unknown field is discarded whole, so nothing here emits a field the GA schema lacks.
+// https://platform.openai.com/docs/api-reference/realtime-server-events
+
+import { type Decoded, isBase64, isObject, type Json, parseObject } from "./wire.ts";
+
+// A session.updated echoes the instructions, and deltas carry up to a few seconds of audio.
+export const MAX_MODEL_FRAME_CHARS = 2 * 1024 * 1024;
+
+export type Usage = Record<string, number>;
+
+export type ServerEvent =
+  | { type: "session.created" }
+  | { type: "session.updated"; inputFormat: string | null; outputFormat: string | null }
+  | { type: "error"; code: string | null; errorType: string | null; message: string }
+  | { type: "input_audio_buffer.speech_started"; itemId: string }
+  | { type: "input_audio_buffer.speech_stopped"; itemId: string }
+  | { type: "input_audio_buffer.committed"; itemId: string }
+  | { type: "conversation.item.added"; itemId: string; role: string | null }
+  | {
+    type: "conversation.item.input_audio_transcription.completed";
+    itemId: string;
+    transcript: string;
+    usage: Usage;
+  }
+  | { type: "conversation.item.input_audio_transcription.failed"; itemId: string; message: string }
+  | { type: "response.created"; responseId: string }
+  | { type: "response.output_item.added"; itemId: string; role: string | null }
+  | { type: "response.output_audio.delta"; responseId: string; itemId: string; delta: string }
+  | { type: "response.output_audio_transcript.delta"; itemId: string; delta: string }
+  | { type: "response.output_audio_transcript.done"; itemId: string; transcript: string }
+  | {
+    type: "response.done";
+    responseId: string;
+    status: string;
+    reason: string | null;
+    usage: Usage;
+    /** Assistant message items of the response with their transcripts (a fallback when a
+     * cancelled response never sent its transcript's done event). */
+    transcripts: { itemId: string; transcript: string }[];
+  }
+  | { type: "ignored"; name: string };
+
+// GA server events the bridge has no use for: accepted quietly, unlike unknown (e.g. beta) names.
+const IGNORED_EVENTS = new Set([
+  "conversation.created",
+  "conversation.item.created",
+  "conversation.item.done",
+  "conversation.item.deleted",
+  "conversation.item.retrieved",
+  "conversation.item.truncated",
+  "conversation.item.input_audio_transcription.delta",
+  "conversation.item.input_audio_transcription.segment",
+  "input_audio_buffer.cleared",
+  "input_audio_buffer.timeout_triggered",
+  "input_audio_buffer.dtmf_event_received",
+  "output_audio_buffer.started",
+  "output_audio_buffer.stopped",
+  "output_audio_buffer.cleared",
+  "rate_limits.updated",
+  "response.content_part.added",
+  "response.content_part.done",
+  "response.output_item.done",
+  "response.output_audio.done",
+  "response.output_text.delta",
+  "response.output_text.done",
+  "response.function_call_arguments.delta",
+  "response.function_call_arguments.done",
+  "session.closed",
+]);
+
+const str = (value: unknown): string | null => typeof value === "string" ? value : null;
+
+function formatOf(audio: unknown, direction: "input" | "output"): string | null {
+  if (!isObject(audio)) return null;
+  const side = audio[direction];
+  if (!isObject(side) || !isObject(side.format)) return null;
+  return str(side.format.type);
+}
+
+/** Numeric usage fields, nested objects flattened to dotted names, so sums survive new fields. */
+export function flattenUsage(value: unknown, prefix = "", into: Usage = {}): Usage {
+  if (!isObject(value)) return into;
+  for (const [name, item] of Object.entries(value)) {
+    if (typeof item === "number" && Number.isFinite(item)) into[prefix + name] = item;
+    else if (isObject(item) && prefix.split(".").length < 4) flattenUsage(item, `${prefix}${name}.`, into);
+  }
+  return into;
+}
+
+function assistantTranscripts(output: unknown): { itemId: string; transcript: string }[] {
+  const found: { itemId: string; transcript: string }[] = [];
+  if (!Array.isArray(output)) return found;
+  for (const item of output) {
+    if (!isObject(item) || item.role !== "assistant" || typeof item.id !== "string") continue;
+    const parts = Array.isArray(item.content) ? item.content : [];
+    const transcript = parts.map((part) => isObject(part) ? str(part.transcript) ?? str(part.text) ?? "" : "")
+      .join("");
+    if (transcript) found.push({ itemId: item.id, transcript });
+  }
+  return found;
+}
+
+export function decodeServerEvent(data: unknown): Decoded<ServerEvent> {
+  const parsed = parseObject(data, MAX_MODEL_FRAME_CHARS);
+  if (!parsed.ok) return parsed;
+  const message: Json = parsed.frame;
+  const type = message.type;
+  const bad = { ok: false, reason: "bad_shape", event: String(type) } as const;
+  const itemId = str(message.item_id);
+  switch (type) {
+    case "response.output_audio.delta": {
+      const delta = message.delta;
+      if (itemId === null || typeof delta !== "string" || !isBase64(delta)) return bad;
+      return { ok: true, frame: { type, responseId: str(message.response_id) ?? "", itemId, delta } };
+    }
+    case "session.created":
+      return { ok: true, frame: { type } };
+    case "session.updated": {
+      const session = isObject(message.session) ? message.session : {};
+      return {
+        ok: true,
+        frame: {
+          type,
+          inputFormat: formatOf(session.audio, "input"),
+          outputFormat: formatOf(session.audio, "output"),
+        },
+      };
+    }
+    case "error": {
+      const error = isObject(message.error) ? message.error : {};
+      return {
+        ok: true,
+        frame: { type, code: str(error.code), errorType: str(error.type), message: str(error.message) ?? "" },
+      };
+    }
+    case "input_audio_buffer.speech_started":
+    case "input_audio_buffer.speech_stopped":
+    case "input_audio_buffer.committed":
+      return itemId === null ? bad : { ok: true, frame: { type, itemId } };
+    case "conversation.item.added":
+    case "response.output_item.added": {
+      const item = isObject(message.item) ? message.item : {};
+      const id = str(item.id);
+      return id === null ? bad : { ok: true, frame: { type, itemId: id, role: str(item.role) } };
+    }
+    case "conversation.item.input_audio_transcription.completed": {
+      const transcript = str(message.transcript);
+      if (itemId === null || transcript === null) return bad;
+      return { ok: true, frame: { type, itemId, transcript, usage: flattenUsage(message.usage) } };
+    }
+    case "conversation.item.input_audio_transcription.failed": {
+      if (itemId === null) return bad;
+      const error = isObject(message.error) ? message.error : {};
+      return { ok: true, frame: { type, itemId, message: str(error.message) ?? "" } };
+    }
+    case "response.output_audio_transcript.delta": {
+      const delta = str(message.delta);
+      if (itemId === null || delta === null) return bad;
+      return { ok: true, frame: { type, itemId, delta } };
+    }
+    case "response.output_audio_transcript.done": {
+      const transcript = str(message.transcript);
+      if (itemId === null || transcript === null) return bad;
+      return { ok: true, frame: { type, itemId, transcript } };
+    }
+    case "response.created": {
+      const response = isObject(message.response) ? message.response : {};
+      return { ok: true, frame: { type, responseId: str(response.id) ?? "" } };
+    }
+    case "response.done": {
+      const response = isObject(message.response) ? message.response : {};
+      const details = isObject(response.status_details) ? response.status_details : {};
+      const reason = str(details.reason) ??
+        (isObject(details.error) ? str(details.error.code) ?? str(details.error.message) : null);
+      return {
+        ok: true,
+        frame: {
+          type,
+          responseId: str(response.id) ?? "",
+          status: str(response.status) ?? "unknown",
+          reason,
+          usage: flattenUsage(response.usage),
+          transcripts: assistantTranscripts(response.output),
+        },
+      };
+    }
+    default:
+      if (typeof type === "string" && IGNORED_EVENTS.has(type)) {
+        return { ok: true, frame: { type: "ignored", name: type } };
+      }
+      return { ok: false, reason: "unknown_event", event: String(type) };
+  }
+}
+
+// ---- client events ----
+
+export interface InputText {
+  type: "input_text";
+  text: string;
+}
+
+/** What the assistant said, restored as text into a new model session after a handoff. */
+export interface OutputText {
+  type: "output_text";
+  text: string;
+}
+
+export type MessageItem =
+  | { id: string; type: "message"; role: "user" | "system"; content: InputText[] }
+  | { id: string; type: "message"; role: "assistant"; content: OutputText[] };
+
+export type TurnDetection =
+  | {
+    type: "server_vad";
+    threshold?: number;
+    prefix_padding_ms?: number;
+    silence_duration_ms?: number;
+    idle_timeout_ms?: number | null;
+    create_response?: boolean;
+    interrupt_response?: boolean;
+  }
+  | {
+    type: "semantic_vad";
+    eagerness?: "low" | "medium" | "high" | "auto";
+    create_response?: boolean;
+    interrupt_response?: boolean;
+  };
+
+export interface SessionConfig {
+  type: "realtime";
+  instructions: string;
+  output_modalities: ["audio"];
+  audio: {
+    input: {
+      format: { type: "audio/pcmu" };
+      transcription: { model: string };
+      turn_detection: TurnDetection;
+    };
+    output: { format: { type: "audio/pcmu" }; voice: string };
+  };
+}
+
+export type ClientEvent =
+  | { type: "session.update"; session: SessionConfig }
+  | { type: "input_audio_buffer.append"; audio: string }
+  | { type: "conversation.item.create"; item: MessageItem }
+  | { type: "response.create" }
+  | { type: "conversation.item.truncate"; item_id: string; content_index: 0; audio_end_ms: number };
+
+export function encodeClientEvent(event: ClientEvent): string {
+  // The hot path: audio is base64 (checked by the Twilio codec), so no escaping is needed.
+  if (event.type === "input_audio_buffer.append") return appendAudioMessage(event.audio);
+  return JSON.stringify(event);
+}
+
+export function appendAudioMessage(audio: string): string {
+  return `{"type":"input_audio_buffer.append","audio":"${audio}"}`;
+}
+
+export function textItem(id: string, role: "user" | "system", text: string): MessageItem {
+  return { id, type: "message", role, content: [{ type: "input_text", text }] };
+}
+
+/** An assistant message given as text: the GA shape for output the model "said" earlier
+ * (content type output_text; audio would cost ~10x the tokens). */
+export function assistantTextItem(id: string, text: string): MessageItem {
+  return { id, type: "message", role: "assistant", content: [{ type: "output_text", text }] };
+}

@@ -1,0 +1,212 @@
+import assert from "node:assert/strict";
+import {
+  decodeServerEvent,
+  encodeClientEvent,
+  flattenUsage,
+  MAX_MODEL_FRAME_CHARS,
+  textItem,
+} from "./realtime_events.ts";
+
+const decode = (event: unknown) => decodeServerEvent(JSON.stringify(event));
+const AUDIO = btoa("\xff".repeat(480));
+
+Deno.test("audio deltas keep the item and the payload unchanged", () => {
+  assert.deepEqual(
+    decode({
+      type: "response.output_audio.delta",
+      event_id: "e",
+      response_id: "r",
+      item_id: "i1",
+      output_index: 0,
+      content_index: 0,
+      delta: AUDIO,
+    }),
+    { ok: true, frame: { type: "response.output_audio.delta", responseId: "r", itemId: "i1", delta: AUDIO } },
+  );
+});
+
+Deno.test("session.updated reports both audio formats", () => {
+  const updated = decode({
+    type: "session.updated",
+    session: {
+      type: "realtime",
+      audio: {
+        input: { format: { type: "audio/pcmu" } },
+        output: { format: { type: "audio/pcm", rate: 24000 } },
+      },
+    },
+  });
+  assert.deepEqual(updated, {
+    ok: true,
+    frame: { type: "session.updated", inputFormat: "audio/pcmu", outputFormat: "audio/pcm" },
+  });
+  assert.deepEqual(decode({ type: "session.updated", session: {} }), {
+    ok: true,
+    frame: { type: "session.updated", inputFormat: null, outputFormat: null },
+  });
+});
+
+Deno.test("errors, transcripts and conversation items decode", () => {
+  assert.deepEqual(
+    decode({
+      type: "error",
+      error: { type: "invalid_request_error", code: "invalid_api_key", message: "bad" },
+    }),
+    {
+      ok: true,
+      frame: { type: "error", code: "invalid_api_key", errorType: "invalid_request_error", message: "bad" },
+    },
+  );
+  assert.deepEqual(decode({ type: "input_audio_buffer.speech_started", item_id: "u1", audio_start_ms: 10 }), {
+    ok: true,
+    frame: { type: "input_audio_buffer.speech_started", itemId: "u1" },
+  });
+  assert.deepEqual(
+    decode({
+      type: "conversation.item.added",
+      previous_item_id: null,
+      item: { id: "u1", type: "message", role: "user" },
+    }),
+    {
+      ok: true,
+      frame: { type: "conversation.item.added", itemId: "u1", role: "user" },
+    },
+  );
+  assert.deepEqual(
+    decode({
+      type: "conversation.item.input_audio_transcription.completed",
+      item_id: "u1",
+      content_index: 0,
+      transcript: "hello",
+      usage: { type: "tokens", input_tokens: 3, output_tokens: 1, total_tokens: 4 },
+    }),
+    {
+      ok: true,
+      frame: {
+        type: "conversation.item.input_audio_transcription.completed",
+        itemId: "u1",
+        transcript: "hello",
+        usage: { input_tokens: 3, output_tokens: 1, total_tokens: 4 },
+      },
+    },
+  );
+  assert.deepEqual(
+    decode({ type: "response.output_audio_transcript.done", item_id: "a1", transcript: "hi there" }),
+    {
+      ok: true,
+      frame: { type: "response.output_audio_transcript.done", itemId: "a1", transcript: "hi there" },
+    },
+  );
+});
+
+Deno.test("response.done carries status, reason and flattened usage", () => {
+  const done = decode({
+    type: "response.done",
+    response: {
+      id: "r1",
+      status: "cancelled",
+      status_details: { type: "cancelled", reason: "turn_detected" },
+      output: [
+        {
+          id: "a1",
+          type: "message",
+          role: "assistant",
+          content: [{ type: "output_audio", transcript: "Sure, one" }],
+        },
+        { id: "a2", type: "message", role: "assistant", content: [{ type: "output_audio" }] },
+        { id: "f1", type: "function_call", name: "x" },
+      ],
+      usage: {
+        total_tokens: 30,
+        input_tokens: 20,
+        output_tokens: 10,
+        input_token_details: {
+          cached_tokens: 5,
+          audio_tokens: 15,
+          cached_tokens_details: { audio_tokens: 4 },
+        },
+        output_token_details: { audio_tokens: 8, text_tokens: 2 },
+      },
+    },
+  });
+  assert.deepEqual(done, {
+    ok: true,
+    frame: {
+      type: "response.done",
+      responseId: "r1",
+      status: "cancelled",
+      reason: "turn_detected",
+      usage: {
+        total_tokens: 30,
+        input_tokens: 20,
+        output_tokens: 10,
+        "input_token_details.cached_tokens": 5,
+        "input_token_details.audio_tokens": 15,
+        "input_token_details.cached_tokens_details.audio_tokens": 4,
+        "output_token_details.audio_tokens": 8,
+        "output_token_details.text_tokens": 2,
+      },
+      transcripts: [{ itemId: "a1", transcript: "Sure, one" }],
+    },
+  });
+});
+
+Deno.test("beta names, bad shapes and oversized frames are refused; known GA noise is ignored", () => {
+  assert.deepEqual(decode({ type: "response.audio.delta", item_id: "a", delta: AUDIO }), {
+    ok: false,
+    reason: "unknown_event",
+    event: "response.audio.delta",
+  });
+  assert.deepEqual(decode({ type: "response.output_audio.delta", item_id: "a", delta: "not base64!" }), {
+    ok: false,
+    reason: "bad_shape",
+    event: "response.output_audio.delta",
+  });
+  assert.deepEqual(decode({ type: "input_audio_buffer.speech_started" }).ok, false);
+  assert.deepEqual(decodeServerEvent("x".repeat(MAX_MODEL_FRAME_CHARS + 1)), {
+    ok: false,
+    reason: "oversized",
+  });
+  assert.deepEqual(decodeServerEvent(new Uint8Array(2)), { ok: false, reason: "binary" });
+  assert.deepEqual(decode({ type: "rate_limits.updated", rate_limits: [] }), {
+    ok: true,
+    frame: { type: "ignored", name: "rate_limits.updated" },
+  });
+});
+
+Deno.test("client events encode to the GA JSON", () => {
+  assert.deepEqual(JSON.parse(encodeClientEvent({ type: "input_audio_buffer.append", audio: AUDIO })), {
+    type: "input_audio_buffer.append",
+    audio: AUDIO,
+  });
+  assert.deepEqual(
+    JSON.parse(
+      encodeClientEvent({ type: "conversation.item.create", item: textItem("dtmf_1", "user", "pressed 5") }),
+    ),
+    {
+      type: "conversation.item.create",
+      item: {
+        id: "dtmf_1",
+        type: "message",
+        role: "user",
+        content: [{ type: "input_text", text: "pressed 5" }],
+      },
+    },
+  );
+  assert.equal(
+    encodeClientEvent({
+      type: "conversation.item.truncate",
+      item_id: "a1",
+      content_index: 0,
+      audio_end_ms: 340,
+    }),
+    '{"type":"conversation.item.truncate","item_id":"a1","content_index":0,"audio_end_ms":340}',
+  );
+});
+
+Deno.test("flattenUsage keeps numbers only", () => {
+  assert.deepEqual(flattenUsage({ type: "tokens", input_tokens: 1, bad: "2", inf: Infinity, n: null }), {
+    input_tokens: 1,
+  });
+  assert.deepEqual(flattenUsage(null), {});
+});

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import {
+  buildSessionUpdate,
+  DEFAULT_INSTRUCTIONS,
+  DEFAULT_TRANSCRIPTION_MODEL,
+  DEFAULT_VOICE,
+  sanitizeTurnDetection,
+} from "./session_config.ts";
+import type { AgentSettings } from "./store.ts";
+
+const noSettings: AgentSettings = {
+  instructions: null,
+  voice: null,
+  greeting: null,
+  model: null,
+  transcriptionModel: null,
+  turnDetection: null,
+};
+
+Deno.test("defaults give a GA session with µ-law both ways and transcription on", () => {
+  for (const agent of [null, noSettings]) {
+    const { event, dropped } = buildSessionUpdate(agent);
+    assert.deepEqual(dropped, []);
+    assert.deepEqual(event, {
+      type: "session.update",
+      session: {
+        type: "realtime",
+        instructions: DEFAULT_INSTRUCTIONS,
+        output_modalities: ["audio"],
+        audio: {
+          input: {
+            format: { type: "audio/pcmu" },
+            transcription: { model: DEFAULT_TRANSCRIPTION_MODEL },
+            turn_detection: { type: "server_vad", create_response: true, interrupt_response: true },
+          },
+          output: { format: { type: "audio/pcmu" }, voice: DEFAULT_VOICE },
+        },
+      },
+    });
+  }
+});
+
+Deno.test("no beta-shape field is ever sent", () => {
+  const text = JSON.stringify(buildSessionUpdate(null).event);
+  for (
+    const beta of [
+      'modalities":',
+      "input_audio_format",
+      "output_audio_format",
+      "input_audio_transcription",
+      "g711_ulaw",
+    ]
+  ) {
+    assert.ok(!text.includes(`"${beta}`), beta);
+  }
+});
+
+Deno.test("tenant settings replace the defaults", () => {
+  const { event } = buildSessionUpdate({
+    ...noSettings,
+    instructions: "You are Acme's receptionist.",
+    voice: "cedar",
+    transcriptionModel: "gpt-4o-transcribe",
+    turnDetection: { type: "semantic_vad", eagerness: "low" },
+  });
+  assert.equal(event.session.instructions, "You are Acme's receptionist.");
+  assert.equal(event.session.audio.output.voice, "cedar");
+  assert.deepEqual(event.session.audio.input.transcription, { model: "gpt-4o-transcribe" });
+  assert.deepEqual(event.session.audio.input.turn_detection, { type: "semantic_vad", eagerness: "low" });
+});
+
+Deno.test("blank settings fall back to defaults", () => {
+  const { event } = buildSessionUpdate({ ...noSettings, instructions: "  ", voice: "" });
+  assert.equal(event.session.instructions, DEFAULT_INSTRUCTIONS);
+  assert.equal(event.session.audio.output.voice, DEFAULT_VOICE);
+});
+
+Deno.test("unknown or mistyped turn detection keys are dropped and reported", () => {
+  assert.deepEqual(
+    sanitizeTurnDetection({
+      type: "server_vad",
+      threshold: 0.6,
+      silence_duration_ms: 400,
+      eagerness: "high",
+      prefix_padding_ms: -1,
+      extra: 1,
+    }),
+    {
+      turnDetection: { type: "server_vad", threshold: 0.6, silence_duration_ms: 400 },
+      dropped: ["turn_detection.eagerness", "turn_detection.prefix_padding_ms", "turn_detection.extra"],
+    },
+  );
+  const unknownType = sanitizeTurnDetection({ type: "push_to_talk" });
+  assert.deepEqual(unknownType.dropped, ["turn_detection.type"]);
+  assert.equal(unknownType.turnDetection.type, "server_vad");
+});

@@ -1,0 +1,186 @@
+// StoreBackend over direct SQL (TURN_STORE=postgres, SUPABASE_DB_URL): for local runs and for
+// users who run the bridge outside Supabase. The connection is the database owner's, so it is
+// not subject to RLS, like the service role the rest backend uses.
+
+import postgres from "postgres";
+import type { CallEnd, CallRecord, CallStart, NumberOwner, StoreBackend, TurnRow } from "./store.ts";
+import { isPermanentSqlState, StoreError } from "./store_errors.ts";
+import {
+  type AgentDbRow,
+  agentFromRow,
+  type CallDbRow,
+  callFromRow,
+  latestPerItem,
+  noCallRowError,
+  type TurnDbRow,
+  turnFromRow,
+  turnToRow,
+} from "./store_rows.ts";
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool. The turn writer uses one; call-start lookups may use another. */
+  maxConnections?: number;
+  connectTimeoutSeconds?: number;
+  /** Shown in pg_stat_activity; tests use a unique one to find (and kill) their connections. */
+  applicationName?: string;
+}
+
+// postgres.js's own error codes for a socket that failed, closed or never opened, plus the Node
+// ones it passes through. All of them mean "try again later".
+const CONNECTION_ERROR_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+export function storeErrorFromPostgres(error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const text = typeof message === "string" ? message : String(error);
+  if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !CONNECTION_ERROR_CODES.has(code)) {
+    return new StoreError(text, { code, permanent: isPermanentSqlState(code), cause: error });
+  }
+  if (typeof code === "string" && CONNECTION_ERROR_CODES.has(code)) {
+    return new StoreError(text, { code, permanent: false, cause: error });
+  }
+  // postgres.js's other own codes (SASL_SIGNATURE_MISMATCH, MAX_PARAMETERS_EXCEEDED, ...) are
+  // about the credentials or the statement: another try would fail the same way.
+  if (typeof code === "string") {
+    return new StoreError(text, { code, permanent: true, cause: error });
+  }
+  return new StoreError(text, { code: "UNKNOWN", permanent: false, cause: error });
+}
+
+class PostgresStoreBackend implements StoreBackend {
+  readonly #sql: postgres.Sql;
+
+  constructor(databaseUrl: string, options: PostgresStoreOptions) {
+    this.#sql = postgres(databaseUrl, {
+      max: options.maxConnections ?? 2,
+      connect_timeout: options.connectTimeoutSeconds ?? 5,
+      // Close idle sockets so a worker between calls holds no database connection.
+      idle_timeout: 20,
+      // Supavisor's transaction mode (port 6543) cannot keep prepared statements.
+      prepare: false,
+      // postgres.js reads pg_type for array types on every new connection; when the server kills
+      // the connection during that read, its rejection is unhandled and would end the worker.
+      // The store neither sends nor reads arrays.
+      fetch_types: false,
+      onnotice: () => {},
+      connection: { application_name: options.applicationName ?? "twilio-voice" },
+    });
+  }
+
+  async #run<T>(query: () => Promise<T>): Promise<T> {
+    try {
+      return await query();
+    } catch (error) {
+      throw storeErrorFromPostgres(error);
+    }
+  }
+
+  findNumberOwner(phoneNumber: string): Promise<NumberOwner | null> {
+    return this.#run(async () => {
+      const rows = await this.#sql<(AgentDbRow & { tenant_id: string; has_agent: boolean })[]>`
+        select n.tenant_id, a.tenant_id is not null as has_agent, a.instructions, a.voice,
+               a.greeting, a.model, a.transcription_model, a.turn_detection
+        from public.tenant_phone_numbers n
+        left join public.tenant_agents a on a.tenant_id = n.tenant_id
+        where n.phone_number = ${phoneNumber}`;
+      const row = rows[0];
+      if (!row) return null;
+      return { tenantId: row.tenant_id, agent: row.has_agent ? agentFromRow(row) : null };
+    });
+  }
+
+  startCall(call: CallStart): Promise<void> {
+    return this.#run(async () => {
+      await this.#sql`
+        insert into public.calls (call_sid, tenant_id, from_number, to_number)
+        values (${call.callSid}, ${call.tenantId}, ${call.fromNumber}, ${call.toNumber})
+        on conflict (call_sid) do nothing`;
+    });
+  }
+
+  getCall(callSid: string): Promise<CallRecord | null> {
+    return this.#run(async () => {
+      const rows = await this.#sql<CallDbRow[]>`
+        select call_sid, tenant_id, status, end_reason, handoff_count, usage
+        from public.calls where call_sid = ${callSid}`;
+      return rows[0] ? callFromRow(rows[0]) : null;
+    });
+  }
+
+  upsertTurns(rows: TurnRow[]): Promise<void> {
+    if (rows.length === 0) return Promise.resolve();
+    const payload = latestPerItem(rows).map(turnToRow);
+    return this.#run(async () => {
+      // One JSON parameter for the whole batch: one round trip, and no per-type array encoding.
+      await this.#sql`
+        insert into public.call_turns (tenant_id, call_sid, role, text, item_id, seq, interrupted)
+        select tenant_id, call_sid, role, text, item_id, seq, interrupted
+        from jsonb_to_recordset(${this.#sql.json(payload as unknown as postgres.JSONValue)}::jsonb)
+          as r(tenant_id uuid, call_sid text, role text, text text, item_id text, seq integer,
+               interrupted boolean)
+        on conflict (call_sid, item_id) do update
+          set role = excluded.role, text = excluded.text, seq = excluded.seq,
+              interrupted = excluded.interrupted`;
+    });
+  }
+
+  finishCall(end: CallEnd): Promise<void> {
+    return this.#run(async () => {
+      const endedAt = end.endedAt ?? null;
+      const stamp = end.status === "handed_off" ? "handed_off_at" : "ended_at";
+      const rows = await this.#sql`
+        update public.calls
+        set ${this.#sql(stamp)} = coalesce(${endedAt}::timestamptz, now()), status = ${end.status},
+            end_reason = ${end.endReason}, usage = ${this.#sql.json(end.usage)}::jsonb
+        where call_sid = ${end.callSid}
+        returning call_sid`;
+      if (rows.length === 0) throw noCallRowError(end.callSid);
+    });
+  }
+
+  resumeCall(callSid: string, handoff: number): Promise<CallRecord | null> {
+    return this.#run(async () => {
+      const rows = await this.#sql<CallDbRow[]>`
+        update public.calls
+        set status = 'in_progress', end_reason = null, handoff_count = ${handoff}
+        where call_sid = ${callSid} and status in ('handed_off', 'in_progress')
+          and handoff_count <= ${handoff}
+        returning call_sid, tenant_id, status, end_reason, handoff_count, usage`;
+      return rows[0] ? callFromRow(rows[0]) : null;
+    });
+  }
+
+  loadTurns(callSid: string): Promise<TurnRow[]> {
+    return this.#run(async () => {
+      const rows = await this.#sql<TurnDbRow[]>`
+        select tenant_id, call_sid, role, text, item_id, seq, interrupted
+        from public.call_turns where call_sid = ${callSid}
+        order by seq, id`;
+      return rows.map(turnFromRow);
+    });
+  }
+
+  async close(): Promise<void> {
+    // Under Deno, a connection the server killed can stay half-closed and make end() wait for
+    // its whole timeout; a worker that is closing has no time to spare.
+    await this.#sql.end({ timeout: 1 });
+  }
+}
+
+export function createPostgresBackend(
+  databaseUrl: string,
+  options: PostgresStoreOptions = {},
+): StoreBackend {
+  return new PostgresStoreBackend(databaseUrl, options);
+}

@@ -1,0 +1,143 @@
+// StoreBackend over PostgREST with supabase-js and the service role key (TURN_STORE=rest, the
+// default): what the deployed function uses, since the platform sets SUPABASE_URL and
+// SUPABASE_SERVICE_ROLE_KEY for every Edge Function.
+
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import type { CallEnd, CallRecord, CallStart, NumberOwner, StoreBackend, TurnRow } from "./store.ts";
+import { isTransientHttpStatus, StoreError } from "./store_errors.ts";
+import {
+  AGENT_COLUMNS,
+  type AgentDbRow,
+  agentFromRow,
+  CALL_COLUMNS,
+  type CallDbRow,
+  callFromRow,
+  latestPerItem,
+  noCallRowError,
+  TURN_COLUMNS,
+  type TurnDbRow,
+  turnFromRow,
+  turnToRow,
+} from "./store_rows.ts";
+
+export interface RestStoreOptions {
+  /** Abandon a request that has not answered by then (a hung socket would stall the writer). */
+  requestTimeoutMs?: number;
+  /** For tests; defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+interface PostgrestFailure {
+  code?: string;
+  message?: string;
+  details?: string | null;
+  hint?: string | null;
+}
+
+export function storeErrorFromPostgrest(status: number, error: PostgrestFailure): StoreError {
+  // supabase-js reports a failed fetch (refused, reset, timed out) as status 0 with an empty code.
+  const code = error.code || (status === 0 ? "FETCH_FAILED" : `HTTP_${status}`);
+  const detail = error.details ? ` (${error.details})` : "";
+  return new StoreError(`${error.message ?? "request failed"}${detail}`, {
+    code,
+    status,
+    permanent: !isTransientHttpStatus(status),
+  });
+}
+
+function timeoutFetch(base: typeof fetch, timeoutMs: number): typeof fetch {
+  return (input, init) => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    return base(input, { ...init, signal });
+  };
+}
+
+class RestStoreBackend implements StoreBackend {
+  readonly #client: SupabaseClient;
+
+  constructor(supabaseUrl: string, serviceRoleKey: string, options: RestStoreOptions) {
+    this.#client = createClient(supabaseUrl, serviceRoleKey, {
+      // A server-side client: no session to keep, refresh or pick up from a URL.
+      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+      global: {
+        fetch: timeoutFetch(options.fetch ?? fetch, options.requestTimeoutMs ?? 10_000),
+      },
+    });
+  }
+
+  async findNumberOwner(phoneNumber: string): Promise<NumberOwner | null> {
+    const owner = await this.#client.from("tenant_phone_numbers").select("tenant_id")
+      .eq("phone_number", phoneNumber).maybeSingle<{ tenant_id: string }>();
+    if (owner.error) throw storeErrorFromPostgrest(owner.status, owner.error);
+    if (!owner.data) return null;
+    const agent = await this.#client.from("tenant_agents").select(AGENT_COLUMNS)
+      .eq("tenant_id", owner.data.tenant_id).maybeSingle<AgentDbRow>();
+    if (agent.error) throw storeErrorFromPostgrest(agent.status, agent.error);
+    return { tenantId: owner.data.tenant_id, agent: agent.data ? agentFromRow(agent.data) : null };
+  }
+
+  async startCall(call: CallStart): Promise<void> {
+    const { error, status } = await this.#client.from("calls").upsert({
+      call_sid: call.callSid,
+      tenant_id: call.tenantId,
+      from_number: call.fromNumber,
+      to_number: call.toNumber,
+    }, { onConflict: "call_sid", ignoreDuplicates: true });
+    if (error) throw storeErrorFromPostgrest(status, error);
+  }
+
+  async getCall(callSid: string): Promise<CallRecord | null> {
+    const { data, error, status } = await this.#client.from("calls").select(CALL_COLUMNS)
+      .eq("call_sid", callSid).maybeSingle<CallDbRow>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return data ? callFromRow(data) : null;
+  }
+
+  async upsertTurns(rows: TurnRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const { error, status } = await this.#client.from("call_turns")
+      .upsert(latestPerItem(rows).map(turnToRow), { onConflict: "call_sid,item_id" });
+    if (error) throw storeErrorFromPostgrest(status, error);
+  }
+
+  async finishCall(end: CallEnd): Promise<void> {
+    const { data, error, status } = await this.#client.from("calls").update({
+      [end.status === "handed_off" ? "handed_off_at" : "ended_at"]: (end.endedAt ?? new Date()).toISOString(),
+      status: end.status,
+      end_reason: end.endReason,
+      usage: end.usage,
+    }).eq("call_sid", end.callSid).select("call_sid");
+    if (error) throw storeErrorFromPostgrest(status, error);
+    if (!data || data.length === 0) throw noCallRowError(end.callSid);
+  }
+
+  async resumeCall(callSid: string, handoff: number): Promise<CallRecord | null> {
+    const { data, error, status } = await this.#client.from("calls")
+      .update({ status: "in_progress", end_reason: null, handoff_count: handoff })
+      .eq("call_sid", callSid).in("status", ["handed_off", "in_progress"]).lte("handoff_count", handoff)
+      .select(CALL_COLUMNS).returns<CallDbRow[]>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return data && data[0] ? callFromRow(data[0]) : null;
+  }
+
+  async loadTurns(callSid: string): Promise<TurnRow[]> {
+    const { data, error, status } = await this.#client.from("call_turns").select(TURN_COLUMNS)
+      .eq("call_sid", callSid).order("seq").order("id").returns<TurnDbRow[]>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return (data ?? []).map(turnFromRow);
+  }
+
+  close(): Promise<void> {
+    // Plain HTTP requests: nothing stays open between them.
+    return Promise.resolve();
+  }
+}
+
+export function createRestBackend(
+  supabaseUrl: string,
+  serviceRoleKey: string,
+  options: RestStoreOptions = {},
+): StoreBackend {
+  return new RestStoreBackend(supabaseUrl, serviceRoleKey, options);
+}

@@ -1,0 +1,295 @@
+// One suite every StoreBackend must pass, against the real schema: store_postgres_test.ts runs it
+// over direct SQL, store_rest_test.ts over supabase-js and the PostgREST contract server.
+
+import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
+import type { StoreBackend, TurnRow } from "../store.ts";
+import { StoreError } from "../store_errors.ts";
+import {
+  newCallSid,
+  newPhoneNumber,
+  requireTestDatabase,
+  seedCall,
+  type SeededTenant,
+  seedTenant,
+  storedTurns,
+  withAdmin,
+} from "./test_database.ts";
+
+export interface OpenedBackend {
+  backend: StoreBackend;
+  /** Closes the backend and whatever the test opened for it (a contract server, ...). */
+  close(): Promise<void>;
+}
+
+export function turn(
+  tenant: SeededTenant,
+  callSid: string,
+  itemId: string,
+  seq: number,
+  overrides: Partial<TurnRow> = {},
+): TurnRow {
+  return {
+    tenantId: tenant.tenantId,
+    callSid,
+    role: seq % 2 === 0 ? "user" : "assistant",
+    text: `turn ${seq}`,
+    itemId,
+    seq,
+    interrupted: false,
+    ...overrides,
+  };
+}
+
+async function expectPermanent(promise: Promise<unknown>, code?: string): Promise<void> {
+  await rejects(promise, (error: unknown) => {
+    assert(error instanceof StoreError, `expected a StoreError, got ${error}`);
+    assert(error.permanent, `expected a permanent error, got ${error.code}: ${error.message}`);
+    if (code) assertEquals(error.code, code);
+    return true;
+  });
+}
+
+export function registerStoreConformance(suite: string, open: () => Promise<OpenedBackend>): void {
+  if (!requireTestDatabase(suite)) return;
+
+  function backendTest(name: string, body: (backend: StoreBackend) => Promise<void>): void {
+    Deno.test(`${suite}: ${name}`, async () => {
+      const opened = await open();
+      try {
+        await body(opened.backend);
+      } finally {
+        await opened.close();
+      }
+    });
+  }
+
+  backendTest("finds the tenant that owns a number, with its agent settings", async (backend) => {
+    const tenant = await withAdmin((sql) =>
+      seedTenant(sql, {
+        greeting: "Hi, Ada's bakery",
+        voice: "marin",
+        turnDetection: { type: "semantic_vad" },
+      })
+    );
+    assertEquals(await backend.findNumberOwner(tenant.phoneNumber), {
+      tenantId: tenant.tenantId,
+      agent: {
+        instructions: null,
+        voice: "marin",
+        greeting: "Hi, Ada's bakery",
+        model: null,
+        transcriptionModel: null,
+        turnDetection: { type: "semantic_vad" },
+      },
+    });
+  });
+
+  backendTest("answers agent null for a tenant without agent settings", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    assertEquals(await backend.findNumberOwner(tenant.phoneNumber), {
+      tenantId: tenant.tenantId,
+      agent: null,
+    });
+  });
+
+  backendTest("answers null for a number nobody owns", async (backend) => {
+    assertEquals(await backend.findNumberOwner(newPhoneNumber()), null);
+  });
+
+  backendTest("starts a call once: a second start changes nothing", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const callSid = newCallSid();
+    const start = { callSid, tenantId: tenant.tenantId, toNumber: tenant.phoneNumber };
+    await backend.startCall({ ...start, fromNumber: "+15550001111" });
+    await backend.startCall({ ...start, fromNumber: "+15550002222" });
+    assertEquals(await backend.getCall(callSid), {
+      callSid,
+      tenantId: tenant.tenantId,
+      status: "in_progress",
+      endReason: null,
+      handoffCount: 0,
+      usage: {},
+    });
+    const rows = await withAdmin((sql) =>
+      sql`select from_number, to_number from public.calls where call_sid = ${callSid}`
+    );
+    assertEquals([...rows], [{ from_number: "+15550001111", to_number: tenant.phoneNumber }]);
+  });
+
+  backendTest("answers null for a CallSid it has never seen", async (backend) => {
+    assertEquals(await backend.getCall(newCallSid()), null);
+  });
+
+  backendTest("refuses a CallSid that is not Twilio's shape", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    await expectPermanent(
+      backend.startCall({
+        callSid: "MZ" + "0".repeat(32),
+        tenantId: tenant.tenantId,
+        fromNumber: null,
+        toNumber: null,
+      }),
+      "23514",
+    );
+  });
+
+  backendTest("upserts turns on (call_sid, item_id): the latest version wins", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+    const userTurn = turn(tenant, callSid, "item_user", 0, { text: "Bonjour, « une baguette » ?" });
+    const reply = turn(tenant, callSid, "item_reply", 1, { text: "Sure, one 'baguette'\n…" });
+    await backend.upsertTurns([userTurn, reply]);
+    await backend.upsertTurns([{ ...reply, text: "Sure, one", interrupted: true }]);
+    await backend.upsertTurns([userTurn]);
+    const stored = await withAdmin((sql) => storedTurns(sql, callSid));
+    assertEquals(stored, [
+      {
+        item_id: "item_user",
+        role: "user",
+        text: "Bonjour, « une baguette » ?",
+        seq: 0,
+        interrupted: false,
+        tenant_id: tenant.tenantId,
+      },
+      {
+        item_id: "item_reply",
+        role: "assistant",
+        text: "Sure, one",
+        seq: 1,
+        interrupted: true,
+        tenant_id: tenant.tenantId,
+      },
+    ]);
+  });
+
+  backendTest("keeps the last of two versions of one turn in the same batch", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+    const reply = turn(tenant, callSid, "item_reply", 1);
+    await backend.upsertTurns([reply, { ...reply, interrupted: true, text: "cut" }]);
+    const stored = await withAdmin((sql) => storedTurns(sql, callSid));
+    assertEquals(stored.map((row) => [row.text, row.interrupted]), [["cut", true]]);
+  });
+
+  backendTest("loads turns in conversation order, not arrival order", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+    // The caller's transcript arrives after the assistant's reply to it.
+    await backend.upsertTurns([turn(tenant, callSid, "item_b", 1)]);
+    await backend.upsertTurns([turn(tenant, callSid, "item_c", 2), turn(tenant, callSid, "item_a", 0)]);
+    const loaded = await backend.loadTurns(callSid);
+    assertEquals(loaded.map((row) => row.itemId), ["item_a", "item_b", "item_c"]);
+    assertEquals(loaded[0], turn(tenant, callSid, "item_a", 0));
+    assertEquals(await backend.loadTurns(newCallSid()), []);
+  });
+
+  backendTest("writes nothing for an empty batch", async (backend) => {
+    await backend.upsertTurns([]);
+  });
+
+  backendTest("refuses a turn of a call that has no row, as permanent", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    await expectPermanent(backend.upsertTurns([turn(tenant, newCallSid(), "item_x", 0)]), "23503");
+  });
+
+  backendTest("refuses a turn tagged with another tenant than its call's", async (backend) => {
+    const [owner, other] = await withAdmin(async (sql) => [await seedTenant(sql), await seedTenant(sql)]);
+    const callSid = await withAdmin((sql) => seedCall(sql, owner));
+    await expectPermanent(backend.upsertTurns([turn(other, callSid, "item_x", 0)]), "23503");
+    assertEquals(await withAdmin((sql) => storedTurns(sql, callSid)), []);
+  });
+
+  backendTest("finishes a call: ended_at, status, end_reason and usage", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+    const endedAt = new Date(Date.now() - 5_000);
+    const usage = { input_tokens: 1200, output_tokens: 340, total_tokens: 1540 };
+    await backend.finishCall({ callSid, status: "completed", endReason: "caller_hung_up", usage, endedAt });
+    assertEquals(await backend.getCall(callSid), {
+      callSid,
+      tenantId: tenant.tenantId,
+      status: "completed",
+      endReason: "caller_hung_up",
+      handoffCount: 0,
+      usage,
+    });
+    const [row] = await withAdmin((sql) =>
+      sql<{ ended_at: Date }[]>`select ended_at from public.calls where call_sid = ${callSid}`
+    );
+    assertEquals(row.ended_at.getTime(), endedAt.getTime());
+  });
+
+  backendTest("stamps ended_at itself when the caller gives no time", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+    const before = Date.now();
+    await backend.finishCall({ callSid, status: "failed", endReason: "model_refused_key", usage: {} });
+    const [row] = await withAdmin((sql) =>
+      sql<{ ended_at: Date }[]>`select ended_at from public.calls where call_sid = ${callSid}`
+    );
+    // Both clocks are this machine's; allow for the database's transaction start time.
+    assert(Math.abs(row.ended_at.getTime() - before) < 5_000, `ended_at ${row.ended_at.toISOString()}`);
+  });
+
+  backendTest("refuses to finish a call that has no row, as permanent", async (backend) => {
+    await expectPermanent(
+      backend.finishCall({ callSid: newCallSid(), status: "completed", endReason: "x", usage: {} }),
+      "NO_CALL_ROW",
+    );
+  });
+
+  // ---- handoffs (long calls continue on a fresh worker) ----
+
+  async function handoffTimes(callSid: string) {
+    const [row] = await withAdmin((sql) =>
+      sql<{ ended_at: Date | null; handed_off_at: Date | null }[]>`
+        select ended_at, handed_off_at from public.calls where call_sid = ${callSid}`
+    );
+    return { endedAt: row.ended_at, handedOffAt: row.handed_off_at };
+  }
+
+  backendTest("a handoff stamps handed_off_at, not ended_at: the call goes on", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+    const at = new Date(Date.now() - 2_000);
+    const usage = { input_tokens: 10 };
+    await backend.finishCall({ callSid, status: "handed_off", endReason: "handoff:quiet:listen", usage, endedAt: at });
+    assertEquals(await backend.getCall(callSid), {
+      callSid,
+      tenantId: tenant.tenantId,
+      status: "handed_off",
+      endReason: "handoff:quiet:listen",
+      handoffCount: 0,
+      usage,
+    });
+    assertEquals(await handoffTimes(callSid), { endedAt: null, handedOffAt: at });
+  });
+
+  backendTest("resumes a handed-off call: in_progress again, the handoff counted once", async (backend) => {
+    assert(backend.resumeCall, "the backend implements resumeCall");
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+    const usage = { input_tokens: 10 };
+    await backend.finishCall({ callSid, status: "handed_off", endReason: "handoff:forced:reply", usage });
+    const resumed = { callSid, tenantId: tenant.tenantId, status: "in_progress", endReason: null, handoffCount: 1, usage };
+    assertEquals(await backend.resumeCall(callSid, 1), resumed);
+    // Twilio may retry the connect action, or a late handoff write may land again: still one.
+    assertEquals(await backend.resumeCall(callSid, 1), resumed);
+    assertEquals((await backend.getCall(callSid))?.handoffCount, 1);
+    // A stream of an older handoff cannot take the call back.
+    await backend.finishCall({ callSid, status: "handed_off", endReason: "handoff:quiet:listen", usage });
+    assertEquals((await backend.resumeCall(callSid, 2))?.handoffCount, 2);
+    assertEquals(await backend.resumeCall(callSid, 1), null);
+    assertEquals((await backend.getCall(callSid))?.handoffCount, 2);
+  });
+
+  backendTest("does not resume a call that has ended, or one it has never seen", async (backend) => {
+    assert(backend.resumeCall, "the backend implements resumeCall");
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+    await backend.finishCall({ callSid, status: "completed", endReason: "twilio_stop", usage: {} });
+    assertEquals(await backend.resumeCall(callSid, 1), null);
+    assertEquals((await backend.getCall(callSid))?.status, "completed");
+    assertEquals(await backend.resumeCall(newCallSid(), 1), null);
+  });
+}

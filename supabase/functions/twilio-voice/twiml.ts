@@ -1,0 +1,66 @@
+// TwiML the function answers with. Every attribute and text is XML-escaped: parameter values come
+// from the database and from Twilio's request.
+// https://www.twilio.com/docs/voice/twiml/connect  https://www.twilio.com/docs/voice/twiml/stream
+
+const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>';
+
+// Short, so the caller hears it before Twilio hangs up; said by Twilio, not by the model.
+export const NOT_IN_SERVICE_MESSAGE = "Sorry, the number you have called is not in service. Goodbye.";
+export const APOLOGY_MESSAGE =
+  "Sorry, we are having trouble connecting your call right now. Please try again later. Goodbye.";
+
+export function escapeXml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => XML_ENTITIES[char]);
+}
+
+const XML_ENTITIES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&apos;",
+};
+
+function response(body: string): string {
+  return `${XML_DECLARATION}<Response>${body}</Response>`;
+}
+
+export interface ConnectStream {
+  /** Where Twilio asks for the next TwiML once the stream ends (the connect action). */
+  actionUrl: string;
+  /** The wss:// URL of the Media Stream; Twilio forbids a query string here. */
+  streamUrl: string;
+  /** Delivered in the stream's `start.customParameters`. */
+  parameters: Record<string, string>;
+}
+
+export function connectStreamTwiml({ actionUrl, streamUrl, parameters }: ConnectStream): string {
+  const params = Object.entries(parameters)
+    .map(([name, value]) => `<Parameter name="${escapeXml(name)}" value="${escapeXml(value)}"/>`)
+    .join("");
+  return response(
+    `<Connect action="${escapeXml(actionUrl)}" method="POST"><Stream url="${
+      escapeXml(streamUrl)
+    }">${params}</Stream></Connect>`,
+  );
+}
+
+function sayThenHangUp(message: string): string {
+  return response(`<Say>${escapeXml(message)}</Say><Hangup/>`);
+}
+
+export function notInServiceTwiml(): string {
+  return sayThenHangUp(NOT_IN_SERVICE_MESSAGE);
+}
+
+export function apologyTwiml(): string {
+  return sayThenHangUp(APOLOGY_MESSAGE);
+}
+
+export function hangUpTwiml(): string {
+  return response("<Hangup/>");
+}
+
+export function twimlResponse(twiml: string): Response {
+  return new Response(twiml, { status: 200, headers: { "content-type": "text/xml; charset=utf-8" } });
+}

@@ -1,0 +1,190 @@
+"""The call log and transcripts, read either straight from Postgres or through the Supabase API.
+
+With a tenant's JWT the Postgres reader does what PostgREST does for each request (`set local role`
+to the token's role, `request.jwt.claims` to its claims, in one transaction), so row-level security
+shows exactly what that tenant would see through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from supactl.errors import SupactlError
+from supactl.jwt_tokens import claims_of
+
+_CALL_COLUMNS = ("call_sid", "tenant_id", "from_number", "to_number", "started_at", "ended_at", "status",
+                 "end_reason", "usage", "handoff_count")
+_TURN_COLUMNS = ("seq", "role", "text", "interrupted", "item_id", "created_at")
+
+
+class CallNotFound(SupactlError):
+    pass
+
+
+@dataclass(frozen=True)
+class Call:
+    call_sid: str
+    tenant_id: str
+    from_number: str | None
+    to_number: str | None
+    started_at: datetime | str
+    ended_at: datetime | str | None
+    status: str
+    end_reason: str | None
+    usage: dict[str, Any]
+    handoff_count: int
+    tenant_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    seq: int
+    role: str
+    text: str
+    interrupted: bool
+    item_id: str
+    created_at: datetime | str
+
+
+class CallLog(Protocol):
+    def list_calls(self, tenant: str | None = None, limit: int = 50) -> list[Call]: ...
+
+    def call_with_turns(self, call_sid: str) -> tuple[Call, list[Turn]]: ...
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class PostgresCallLog:
+    """Reads with a database URL; `jwt` makes it read as that token's user under RLS."""
+
+    def __init__(self, db_url: str, jwt: str | None = None, jwt_secret: str | None = None) -> None:
+        self.db_url = db_url
+        self.claims = claims_of(jwt, jwt_secret) if jwt else None
+
+    def _query(self, sql: str, params: tuple) -> list[tuple]:
+        from psycopg import sql as pgsql
+
+        from supactl.db import connect
+
+        with connect(self.db_url) as conn:
+            if self.claims is not None:
+                role = self.claims.get("role", "anon")
+                conn.execute(pgsql.SQL("set local role {}").format(pgsql.Identifier(role)))
+                conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(self.claims),))
+            rows = conn.execute(sql, params).fetchall()
+            conn.rollback()  # read-only: nothing to keep, and the role ends with the transaction
+        return rows
+
+    def list_calls(self, tenant: str | None = None, limit: int = 50) -> list[Call]:
+        where, params = "", ()
+        if tenant:
+            where = "where c.tenant_id::text = %s" if _is_uuid(tenant) else "where t.name = %s"
+            params = (tenant,)
+        rows = self._query(
+            f"select {', '.join('c.' + c for c in _CALL_COLUMNS)}, t.name from public.calls c "
+            f"left join public.tenants t on t.id = c.tenant_id {where} "
+            "order by c.started_at desc limit %s",
+            (*params, limit),
+        )
+        return [_call(row) for row in rows]
+
+    def call_with_turns(self, call_sid: str) -> tuple[Call, list[Turn]]:
+        rows = self._query(
+            f"select {', '.join('c.' + c for c in _CALL_COLUMNS)}, t.name from public.calls c "
+            "left join public.tenants t on t.id = c.tenant_id where c.call_sid = %s",
+            (call_sid,),
+        )
+        if not rows:
+            raise _not_found(call_sid, self.claims is not None)
+        turns = self._query(
+            f"select {', '.join(_TURN_COLUMNS)} from public.call_turns where call_sid = %s order by seq, id",
+            (call_sid,),
+        )
+        return _call(rows[0]), [Turn(*row) for row in turns]
+
+
+class SupabaseCallLog:
+    """Reads through the project's REST API with the supabase client (anon or service key, plus an
+    optional user JWT), exactly as an app of the tenant would."""
+
+    def __init__(self, project_url: str, api_key: str, jwt: str | None = None, client: Any = None) -> None:
+        if client is None:
+            from supabase import create_client
+
+            client = create_client(project_url, api_key)
+        if jwt:
+            client.postgrest.auth(jwt)
+        self.client = client
+
+    def _run(self, query: Any) -> list[dict[str, Any]]:
+        from postgrest.exceptions import APIError
+
+        try:
+            return query.execute().data or []
+        except APIError as exc:
+            raise SupactlError(f"the Supabase API refused the query: {exc.message}",
+                               hint="check the project URL and key; a user JWT sees only its tenant") from None
+
+    def list_calls(self, tenant: str | None = None, limit: int = 50) -> list[Call]:
+        embed = "tenants!inner(name)" if tenant and not _is_uuid(tenant) else "tenants(name)"
+        query = self.client.table("calls").select(",".join(_CALL_COLUMNS) + f",{embed}")
+        if tenant:
+            query = query.eq("tenant_id", tenant) if _is_uuid(tenant) else query.eq("tenants.name", tenant)
+        rows = self._run(query.order("started_at", desc=True).limit(limit))
+        return [_call_from_json(row) for row in rows]
+
+    def call_with_turns(self, call_sid: str) -> tuple[Call, list[Turn]]:
+        rows = self._run(self.client.table("calls").select(",".join(_CALL_COLUMNS) + ",tenants(name)")
+                         .eq("call_sid", call_sid).limit(1))
+        if not rows:
+            raise _not_found(call_sid, True)
+        turns = self._run(self.client.table("call_turns").select(",".join(_TURN_COLUMNS))
+                          .eq("call_sid", call_sid).order("seq"))
+        return _call_from_json(rows[0]), [Turn(**{c: t[c] for c in _TURN_COLUMNS}) for t in turns]
+
+
+def _call(row: tuple) -> Call:
+    values = dict(zip((*_CALL_COLUMNS, "tenant_name"), row))
+    values["tenant_id"] = str(values["tenant_id"])
+    return Call(**values)
+
+
+def _call_from_json(row: dict[str, Any]) -> Call:
+    tenant = row.get("tenants") or {}
+    return Call(**{c: row.get(c) for c in _CALL_COLUMNS}, tenant_name=tenant.get("name"))
+
+
+def _not_found(call_sid: str, as_user: bool) -> CallNotFound:
+    hint = "the call may belong to another tenant than the JWT's" if as_user else "supactl calls list"
+    return CallNotFound(f"no call {call_sid}", hint=hint)
+
+
+def wait_until_final(log: CallLog, call_sid: str, timeout_s: float = 5.0) -> tuple[Call, list[Turn]]:
+    """The call and its turns once the bridge has finalized the row (it flushes after the hang-up)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            call, turns = log.call_with_turns(call_sid)
+        except CallNotFound:
+            if time.monotonic() > deadline:
+                raise
+            call = None
+        if call is not None and (call.status != "in_progress" or time.monotonic() > deadline):
+            return call, turns
+        time.sleep(0.2)
+
+
+def transcript_lines(turns: list[Turn]) -> list[dict[str, Any]]:
+    return [{"seq": t.seq, "role": t.role, "text": t.text, "interrupted": t.interrupted} for t in turns]

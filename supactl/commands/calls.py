@@ -1,0 +1,115 @@
+"""`supactl calls list` and `supactl calls show CALL_SID`: the call log and transcripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from supactl.commands._edge import cli_errors, print_json
+
+calls_app = typer.Typer(help="Read the call log and transcripts.", no_args_is_help=True)
+
+DB_URL = typer.Option(None, "--db-url", help="Postgres URL (default: SUPABASE_DB_URL, .env, then .supactl/dev.env).")
+JWT = typer.Option(None, "--jwt", help="Read as this user's JWT (row-level security applies).", show_default=False)
+PROJECT_URL = typer.Option(None, "--project-url", help="Read through the API: https://REF.supabase.co (SUPABASE_URL).")
+KEY = typer.Option(None, "--key", help="API key for --project-url (anon or service role; SUPABASE_ANON_KEY).",
+                   show_default=False)
+JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def _call_log(db_url: Optional[str], jwt: Optional[str], project_url: Optional[str], key: Optional[str]):
+    from pathlib import Path
+
+    from supactl import calls, config
+    from supactl.errors import ConfigError
+    from supactl.localstack import read_dev_env
+    from supactl.redact import register
+
+    register(jwt)
+    if project_url:
+        api_key = config.lookup("SUPABASE_ANON_KEY", key, secret=True) or config.lookup(
+            "SUPABASE_SERVICE_ROLE_KEY", secret=True)
+        if not api_key:
+            raise ConfigError("--project-url needs an API key", hint="pass --key or set SUPABASE_ANON_KEY")
+        return calls.SupabaseCallLog(project_url, api_key, jwt)
+    url = db_url or config.lookup("SUPABASE_DB_URL") or read_dev_env(Path.cwd()).get("SUPABASE_DB_URL")
+    return calls.PostgresCallLog(config.db_url(url), jwt)
+
+
+def _console():
+    """Rich's console; piped output is not cut to 80 columns (a log is read by scripts and pagers)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _when(value) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "astimezone"):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)[:19].replace("T", " ")
+
+
+@calls_app.command("list")
+@cli_errors
+def calls_list(
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant (id or name)."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000),
+    db_url: Optional[str] = DB_URL, jwt: Optional[str] = JWT, project_url: Optional[str] = PROJECT_URL,
+    key: Optional[str] = KEY, as_json: bool = JSON,
+) -> None:
+    """List calls, newest first."""
+    rows = _call_log(db_url, jwt, project_url, key).list_calls(tenant, limit)
+    if as_json:
+        from dataclasses import asdict
+
+        print_json([asdict(row) for row in rows])
+        return
+    from rich.markup import escape
+    from rich.table import Column, Table
+
+    table = Table(Column("Call", no_wrap=True), "Tenant", "From", "To", "Started", "Status", "Handoffs")
+    for c in rows:
+        status = c.status + (f" ({c.end_reason})" if c.end_reason else "")
+        table.add_row(*(escape(cell) for cell in (
+            c.call_sid, c.tenant_name or c.tenant_id, c.from_number or "", c.to_number or "", _when(c.started_at),
+            status, str(c.handoff_count))))
+    _console().print(table if rows else "no calls")
+
+
+@calls_app.command("show")
+@cli_errors
+def calls_show(
+    call_sid: str = typer.Argument(..., help="The Twilio CallSid (CA…)."),
+    db_url: Optional[str] = DB_URL, jwt: Optional[str] = JWT, project_url: Optional[str] = PROJECT_URL,
+    key: Optional[str] = KEY, as_json: bool = JSON,
+) -> None:
+    """Show one call and its transcript, in conversation order."""
+    from supactl.calls import transcript_lines
+
+    call, turns = _call_log(db_url, jwt, project_url, key).call_with_turns(call_sid)
+    if as_json:
+        from dataclasses import asdict
+
+        print_json({**asdict(call), "transcript": transcript_lines(turns)})
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    head = Table(show_header=False, box=None)
+    for name, value in (("call", call.call_sid), ("tenant", call.tenant_name or call.tenant_id),
+                        ("from / to", f"{call.from_number} -> {call.to_number}"),
+                        ("started / ended", f"{_when(call.started_at)} / {_when(call.ended_at)}"),
+                        ("status", call.status + (f" ({call.end_reason})" if call.end_reason else "")),
+                        ("handoffs", str(call.handoff_count)), ("usage", json.dumps(call.usage))):
+        head.add_row(name, escape(value))
+    console.print(head)
+    transcript = Table("#", "Role", "Text", "Interrupted")
+    for t in turns:
+        transcript.add_row(str(t.seq), t.role, escape(t.text), "yes" if t.interrupted else "")
+    console.print(transcript if turns else "no turns stored")

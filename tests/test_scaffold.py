@@ -1,0 +1,116 @@
+"""supactl.scaffold (`supactl init`): writes the project, safely on every later run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import tomlkit
+from typer.testing import CliRunner
+
+from supactl.cli import app
+from supactl.scaffold import ENV_EXAMPLE, bundled_files, init_project
+
+FUNCTION_INDEX = "supabase/functions/twilio-voice/deno.json"
+
+
+def statuses(outcomes) -> dict[str, str]:
+    return {o.path: o.status for o in outcomes}
+
+
+def test_first_run_creates_everything_and_second_run_changes_nothing(tmp_path):
+    first = statuses(init_project(tmp_path))
+    assert set(first.values()) == {"created"}
+    assert set(bundled_files()) | {".env.example", "supabase/config.toml", ".gitignore"} == set(first)
+    assert any(p.startswith("supabase/migrations/") and p.endswith(".sql") for p in first)
+    for rel, content in bundled_files().items():
+        assert (tmp_path / rel).read_bytes() == content
+    second = statuses(init_project(tmp_path))
+    assert set(second.values()) == {"unchanged"}
+
+
+def test_config_toml_turns_jwt_verification_off(tmp_path):
+    init_project(tmp_path)
+    config = tomlkit.parse((tmp_path / "supabase/config.toml").read_text())
+    assert config["functions"]["twilio-voice"]["verify_jwt"] is False
+
+
+def test_existing_config_toml_is_edited_in_place_keeping_comments_and_settings(tmp_path):
+    original = '''# my project settings
+project_id = "acme"   # keep me
+
+[api]
+port = 54321 # local API
+
+[functions.twilio-voice]
+verify_jwt = true  # was on
+
+[functions.other]
+verify_jwt = true
+'''
+    (tmp_path / "supabase").mkdir()
+    (tmp_path / "supabase/config.toml").write_text(original)
+    assert statuses(init_project(tmp_path))["supabase/config.toml"] == "updated"
+    text = (tmp_path / "supabase/config.toml").read_text()
+    assert text == original.replace("verify_jwt = true  # was on", "verify_jwt = false  # was on")
+    assert statuses(init_project(tmp_path))["supabase/config.toml"] == "unchanged"
+
+
+def test_config_toml_without_the_function_gets_its_table_appended(tmp_path):
+    (tmp_path / "supabase").mkdir()
+    (tmp_path / "supabase/config.toml").write_text('# top comment\nproject_id = "acme"\n')
+    init_project(tmp_path)
+    text = (tmp_path / "supabase/config.toml").read_text()
+    assert text.startswith('# top comment\nproject_id = "acme"\n')
+    assert tomlkit.parse(text)["functions"]["twilio-voice"]["verify_jwt"] is False
+
+
+def test_a_file_the_user_changed_is_skipped_unless_forced(tmp_path):
+    init_project(tmp_path)
+    (tmp_path / FUNCTION_INDEX).write_text("{}  // mine\n")
+    assert statuses(init_project(tmp_path))[FUNCTION_INDEX] == "skipped"
+    assert (tmp_path / FUNCTION_INDEX).read_text() == "{}  // mine\n"
+    assert statuses(init_project(tmp_path, force=True))[FUNCTION_INDEX] == "overwritten"
+    assert (tmp_path / FUNCTION_INDEX).read_bytes() == bundled_files()[FUNCTION_INDEX]
+
+
+def test_a_file_supactl_wrote_is_updated_when_the_package_changes(tmp_path):
+    init_project(tmp_path)
+    # What an older supactl would have written, recorded as written by supactl:
+    (tmp_path / ".env.example").write_text("OLD=1\n")
+    manifest = tmp_path / "supabase/.supactl-init.json"
+    recorded = json.loads(manifest.read_text())
+    recorded[".env.example"] = hashlib.sha256(b"OLD=1\n").hexdigest()
+    manifest.write_text(json.dumps(recorded))
+    assert statuses(init_project(tmp_path))[".env.example"] == "updated"
+    assert (tmp_path / ".env.example").read_text() == ENV_EXAMPLE
+
+
+def test_env_example_names_every_variable_with_a_comment():
+    names = [line.split("=")[0] for line in ENV_EXAMPLE.splitlines() if line and not line.startswith("#")]
+    for name in ("SUPABASE_ACCESS_TOKEN", "SUPABASE_PROJECT_REF", "SUPABASE_DB_URL", "OPENAI_API_KEY",
+                 "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET",
+                 "SUPACTL_TWILIO_NUMBERS", "SUPABASE_API_URL", "TWILIO_API_URL", "PUBLIC_URL"):
+        assert name in names
+    lines = ENV_EXAMPLE.splitlines()
+    for index, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            assert any(lines[j].startswith("#") for j in range(max(0, index - 3), index)), line
+
+
+def test_gitignore_gets_env_once_and_keeps_its_lines(tmp_path):
+    (tmp_path / ".gitignore").write_text("node_modules")
+    init_project(tmp_path)
+    assert (tmp_path / ".gitignore").read_text().splitlines()[0] == "node_modules"
+    assert (tmp_path / ".gitignore").read_text().splitlines().count(".env") == 1
+    init_project(tmp_path)
+    assert (tmp_path / ".gitignore").read_text().splitlines().count(".env") == 1
+
+
+def test_init_command_reports_each_file(tmp_path):
+    target = tmp_path / "new-project"
+    result = CliRunner().invoke(app, ["init", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "created  supabase/config.toml" in result.output
+    again = CliRunner().invoke(app, ["init", str(target)])
+    assert "unchanged  supabase/config.toml" in again.output and "created" not in again.output
