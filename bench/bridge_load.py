@@ -81,10 +81,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, all threads."""
     # Fields after the ")" of comm: utime and stime are the 12th and 13th (man 5 proc).
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
+
 
 
 def rss_mb(pid: int) -> float:
@@ -189,8 +191,8 @@ def run_level(target: str, calls: int, db: Database, workdir: Path, *, ramp_per_
             event = json.loads(line)
             phase = event.get("phase")
             if phase in ("window_start", "window_end"):
-                marks[phase] = {"at": time.monotonic(), "server_cpu": cpu_seconds(server.pid),
-                                "load_cpu": cpu_seconds(load.pid), "server_rss": rss_mb(server.pid)}
+                marks[phase] = {"at": time.monotonic(), "server_cpu": cpu_times(server.pid),
+                                "load_cpu": cpu_times(load.pid), "server_rss": rss_mb(server.pid)}
                 if profile_to and phase == "window_start":
                     from bench.profile import CpuProfiler
 
@@ -212,14 +214,29 @@ def run_level(target: str, calls: int, db: Database, workdir: Path, *, ramp_per_
         if load is not None and load.poll() is None:
             load.kill()
         _stop(server)
-    return summarize(target, calls, result, marks, idle_rss)
+    return {**summarize(target, calls, result, marks, idle_rss), "server_warnings": server_warnings(log)}
+
+
+def server_warnings(log: Path) -> dict[str, int]:
+    """Warn/error events in the server's JSON log, by name (a frame the function ignored shows here)."""
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and (entry.get("level") in ("warn", "error") or entry.get("event", "").startswith("relay.bad")):
+            name = str(entry.get("event"))
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def summarize(target: str, calls: int, result: dict, marks: dict, idle_rss: float) -> dict:
     start, end = marks["window_start"], marks["window_end"]
     wall = end["at"] - start["at"]
-    server_cpu = end["server_cpu"] - start["server_cpu"]
-    load_cpu = end["load_cpu"] - start["load_cpu"]
+    server_cpu = sum(end["server_cpu"]) - sum(start["server_cpu"])
+    server_system = end["server_cpu"][1] - start["server_cpu"][1]
+    load_cpu = sum(end["load_cpu"]) - sum(start["load_cpu"])
     live = result["calls_live"]
     call_minutes = live * wall / 60
     sent = result["frames_sent"]
@@ -238,11 +255,14 @@ def summarize(target: str, calls: int, result: dict, marks: dict, idle_rss: floa
         "downlink_lost": result["downlink_lost"],
         "lost_pct": round(100 * lost / (2 * sent), 3) if sent else None,
         "server_cpu_share": round(server_cpu / wall, 3),
+        # Kernel time: mostly loopback TCP, which the sender's syscall carries for both ends.
+        "server_system_pct": round(100 * server_system / server_cpu, 1) if server_cpu else None,
         "cpu_s_per_call_minute": round(per_call_minute, 4) if per_call_minute is not None else None,
         "cpu_s_per_400s_call": round(per_call_minute * 400 / 60, 3) if per_call_minute is not None else None,
         "server_rss_mb": round(end["server_rss"], 1),
         "rss_kb_per_call": round((end["server_rss"] - idle_rss) * 1024 / live, 1) if live else None,
         "load_cpu_share": round(load_cpu / wall, 3),
+        "load_system_pct": round(100 * (end["load_cpu"][1] - start["load_cpu"][1]) / load_cpu, 1) if load_cpu else None,
         "load_scheduling_lag": result["scheduling_lag"],
         "marks_received": result["marks_received"],
         "setup_ramp_s": marks.get("ramped", {}).get("seconds"),
@@ -269,10 +289,14 @@ def run(levels=LEVELS, targets=TARGETS, *, window_s: float = 20, warm_s: float =
                 for target in targets:
                     if target in stopped:
                         continue
-                    level = run_level(target, calls, db, workdir, ramp_per_s=ramp_per_s, warm_s=warm_s,
-                                      window_s=window_s)
+                    try:
+                        level = run_level(target, calls, db, workdir, ramp_per_s=ramp_per_s, warm_s=warm_s,
+                                          window_s=window_s)
+                    except BenchError as error:
+                        # A crash under load is a result too: record it, and stop that target there.
+                        level = {"target": target, "calls": calls, "error": str(error)[-1500:]}
                     results.append(level)
-                    if broken(level):
+                    if "error" in level or broken(level):
                         stopped[target] = calls
             profile = None
             if profile_calls:

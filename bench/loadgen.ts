@@ -66,8 +66,16 @@ class Samples {
   }
   summary(): Record<string, number | null> {
     const sorted = this.#data.slice(0, this.length).sort();
-    const at = (q: number) => sorted.length ? round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]) : null;
-    return { count: sorted.length, p50_ms: at(0.5), p90_ms: at(0.9), p99_ms: at(0.99), p999_ms: at(0.999), max_ms: sorted.length ? round(sorted[sorted.length - 1]) : null };
+    const at = (q: number) =>
+      sorted.length ? round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]) : null;
+    return {
+      count: sorted.length,
+      p50_ms: at(0.5),
+      p90_ms: at(0.9),
+      p99_ms: at(0.99),
+      p999_ms: at(0.999),
+      max_ms: sorted.length ? round(sorted[sorted.length - 1]) : null,
+    };
   }
 }
 
@@ -103,7 +111,13 @@ function peerSession(socket: WireSocket, sessionNo: number): void {
   const itemId = `item_bench${sessionNo}`;
   const deltaPrefix =
     `{"type":"response.output_audio.delta","event_id":"event_bench","response_id":"${responseId}","item_id":"${itemId}","output_index":0,"content_index":0,"delta":"`;
-  socket.send(JSON.stringify({ type: "session.created", event_id: "event_created", session: { type: "realtime", id: `sess_${sessionNo}` } }));
+  socket.send(
+    JSON.stringify({
+      type: "session.created",
+      event_id: "event_created",
+      session: { type: "realtime", id: `sess_${sessionNo}` },
+    }),
+  );
   socket.onText = (data) => {
     let audio: string | null = null;
     if (data.startsWith(APPEND_PREFIX)) audio = data.slice(APPEND_PREFIX.length, data.length - 2);
@@ -115,8 +129,9 @@ function peerSession(socket: WireSocket, sessionNo: number): void {
         return fail("peer_not_json");
       }
       if (message.type === "input_audio_buffer.append") audio = message.audio;
-      else if (message.type === "session.update") return answerSessionUpdate(socket, message, responseId, itemId);
-      else return;
+      else if (message.type === "session.update") {
+        return answerSessionUpdate(socket, message, responseId, itemId);
+      } else return;
     }
     if (typeof audio !== "string" || audio.length < 2 * STAMP_CHARS) return fail("peer_bad_audio");
     const received = nowUs();
@@ -125,21 +140,53 @@ function peerSession(socket: WireSocket, sessionNo: number): void {
       counts.uplinkReceived++;
       uplink.push((received - sentUs) / 1000);
     }
-    socket.send(deltaPrefix + audio.slice(0, STAMP_CHARS) + stamp(nowUs()) + audio.slice(2 * STAMP_CHARS) + '"}');
+    socket.send(
+      deltaPrefix + audio.slice(0, STAMP_CHARS) + stamp(nowUs()) + audio.slice(2 * STAMP_CHARS) + '"}',
+    );
   };
 }
 
-function answerSessionUpdate(socket: WireSocket, message: any, responseId: string, itemId: string): void {
+function answerSessionUpdate(
+  socket: WireSocket,
+  message: { session?: Record<string, unknown> },
+  responseId: string,
+  itemId: string,
+): void {
   const session = message.session;
   // The GA shape only: the beta one (no session.type) is refused as OpenAI does since 2026-05.
   if (!session || session.type !== "realtime") {
-    socket.send(JSON.stringify({ type: "error", error: { type: "invalid_request_error", code: "beta_api_shape_disabled", message: "beta shape" } }));
+    socket.send(
+      JSON.stringify({
+        type: "error",
+        error: { type: "invalid_request_error", code: "beta_api_shape_disabled", message: "beta shape" },
+      }),
+    );
     socket.close(4000);
     return;
   }
-  socket.send(JSON.stringify({ type: "session.updated", event_id: "event_updated", session: { ...session, id: "sess_bench", object: "realtime.session" } }));
-  socket.send(JSON.stringify({ type: "response.created", event_id: "event_rc", response: { id: responseId, object: "realtime.response", status: "in_progress" } }));
-  socket.send(JSON.stringify({ type: "response.output_item.added", event_id: "event_oia", response_id: responseId, output_index: 0, item: { id: itemId, type: "message", role: "assistant", status: "in_progress", content: [] } }));
+  socket.send(
+    JSON.stringify({
+      type: "session.updated",
+      event_id: "event_updated",
+      session: { ...session, id: "sess_bench", object: "realtime.session" },
+    }),
+  );
+  socket.send(
+    JSON.stringify({
+      type: "response.created",
+      event_id: "event_rc",
+      response: { id: responseId, object: "realtime.response", status: "in_progress" },
+    }),
+  );
+  socket.send(
+    JSON.stringify({
+      type: "response.output_item.added",
+      event_id: "event_oia",
+      response_id: responseId,
+      output_index: 0,
+      item: { id: itemId, type: "message", role: "assistant", status: "in_progress", content: [] },
+    }),
+  );
 }
 
 /** Subprotocol auth as OpenAI takes it where headers cannot be set: ["realtime", "openai-insecure-api-key.<key>"]. */
@@ -147,7 +194,10 @@ function acceptRealtime({ path, headers }: UpgradeRequest): { protocol: string }
   const url = new URL(path, "http://peer");
   const protocols = (headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
   const keyed = protocols.some((p) => p.startsWith("openai-insecure-api-key.") && p.length > 24);
-  if (url.pathname !== "/v1/realtime" || !url.searchParams.get("model") || !protocols.includes("realtime") || !keyed) {
+  if (
+    url.pathname !== "/v1/realtime" || !url.searchParams.get("model") || !protocols.includes("realtime") ||
+    !keyed
+  ) {
     counts.peerRefused++;
     return null;
   }
@@ -163,7 +213,13 @@ function startPeer(port: number): Deno.Listener {
 // ---- Twilio ----
 
 const encoder = new TextEncoder();
-const hmacKey = await crypto.subtle.importKey("raw", encoder.encode(options.authToken), { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
+const hmacKey = await crypto.subtle.importKey(
+  "raw",
+  encoder.encode(options.authToken),
+  { name: "HMAC", hash: "SHA-1" },
+  false,
+  ["sign"],
+);
 
 /** X-Twilio-Signature: base64(HMAC-SHA1(token, url + sorted name+value)). */
 async function twilioSignature(url: string, params: Record<string, string> = {}): Promise<string> {
@@ -174,7 +230,10 @@ async function twilioSignature(url: string, params: Record<string, string> = {})
 
 const sid = (prefix: string) => prefix + crypto.randomUUID().replaceAll("-", "");
 const unescapeXml = (text: string) =>
-  text.replace(/&(lt|gt|quot|apos|amp);/g, (_, name) => ({ lt: "<", gt: ">", quot: '"', apos: "'", amp: "&" } as Record<string, string>)[name]);
+  text.replace(
+    /&(lt|gt|quot|apos|amp);/g,
+    (_, name) => ({ lt: "<", gt: ">", quot: '"', apos: "'", amp: "&" } as Record<string, string>)[name],
+  );
 
 interface Call {
   callSid: string;
@@ -204,19 +263,33 @@ async function placeCall(index: number): Promise<void> {
   };
   const webhook = await fetch(options.functionUrl, {
     method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": await twilioSignature(options.functionUrl, params) },
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      "x-twilio-signature": await twilioSignature(options.functionUrl, params),
+    },
     body: new URLSearchParams(params),
   });
   const twiml = await webhook.text();
   const streamUrl = /<Stream[^>]*\surl="([^"]*)"/.exec(twiml)?.[1];
-  if (webhook.status !== 200 || !streamUrl) return fail(`webhook_${webhook.status}${streamUrl ? "" : "_no_stream"}`);
+  if (webhook.status !== 200 || !streamUrl) {
+    return fail(`webhook_${webhook.status}${streamUrl ? "" : "_no_stream"}`);
+  }
   const customParameters: Record<string, string> = {};
   for (const match of twiml.matchAll(/<Parameter\s+name="([^"]*)"\s+value="([^"]*)"\s*\/>/g)) {
     customParameters[unescapeXml(match[1])] = unescapeXml(match[2]);
   }
   const url = unescapeXml(streamUrl);
   const socket = await connect(url, { "x-twilio-signature": await twilioSignature(url) });
-  const call: Call = { callSid, socket, streamSid: sid("MZ"), sequence: 0, chunk: 0, pendingMarks: [], live: false, closed: false };
+  const call: Call = {
+    callSid,
+    socket,
+    streamSid: sid("MZ"),
+    sequence: 0,
+    chunk: 0,
+    pendingMarks: [],
+    live: false,
+    closed: false,
+  };
   socket.send(JSON.stringify({ event: "connected", protocol: "Call", version: "1.0.0" }));
   socket.send(JSON.stringify({
     event: "start",
@@ -270,7 +343,11 @@ function receive(call: Call, data: string): void {
 
 function flushMarks(call: Call): void {
   for (const name of call.pendingMarks) {
-    call.socket.send(`{"event":"mark","sequenceNumber":"${++call.sequence}","streamSid":"${call.streamSid}","mark":{"name":${JSON.stringify(name)}}}`);
+    call.socket.send(
+      `{"event":"mark","sequenceNumber":"${++call.sequence}","streamSid":"${call.streamSid}","mark":{"name":${
+        JSON.stringify(name)
+      }}}`,
+    );
     counts.marksEchoed++;
   }
   call.pendingMarks.length = 0;
@@ -281,7 +358,12 @@ function sendFrame(call: Call): void {
   if (inWindow(sentUs)) counts.framesSent++;
   const chunk = ++call.chunk;
   call.socket.send(
-    `{"event":"media","sequenceNumber":"${++call.sequence}","media":{"track":"inbound","chunk":"${chunk}","timestamp":"${chunk * FRAME_MS}","payload":"${stamp(sentUs)}${PEER_STAMP_PLACEHOLDER}${PAYLOAD_TAIL}"},"streamSid":"${call.streamSid}"}`,
+    `{"event":"media","sequenceNumber":"${++call
+      .sequence}","media":{"track":"inbound","chunk":"${chunk}","timestamp":"${
+      chunk * FRAME_MS
+    }","payload":"${
+      stamp(sentUs)
+    }${PEER_STAMP_PLACEHOLDER}${PAYLOAD_TAIL}"},"streamSid":"${call.streamSid}"}`,
   );
   // Marks are echoed once the audio before them has played: a frame period later, here.
   if (call.pendingMarks.length) flushMarks(call);
@@ -289,7 +371,10 @@ function sendFrame(call: Call): void {
 
 // ---- real-time pacing: every call sends one frame per 20 ms, phases spread over the period ----
 
-const phaseDueMs = Array.from({ length: PHASES }, (_, phase) => performance.now() + (phase * FRAME_MS) / PHASES);
+const phaseDueMs = Array.from(
+  { length: PHASES },
+  (_, phase) => performance.now() + (phase * FRAME_MS) / PHASES,
+);
 let pacing = true;
 
 function pace(): void {
@@ -321,7 +406,12 @@ for (let index = 0; index < options.calls; index++) {
   placing.push(placeCall(index).catch((error) => fail(`setup:${error?.name ?? "error"}`)));
 }
 await Promise.all(placing);
-emit({ phase: "ramped", seconds: round((performance.now() - rampStarted) / 1000), calls_live: callsLive, failures });
+emit({
+  phase: "ramped",
+  seconds: round((performance.now() - rampStarted) / 1000),
+  calls_live: callsLive,
+  failures,
+});
 
 await sleep(options.warmSeconds * 1000);
 window.startUs = nowUs();
@@ -355,7 +445,12 @@ pacing = false;
 for (const phase of calls) {
   for (const call of phase) {
     call.closed = true;
-    const stop = { event: "stop", sequenceNumber: String(++call.sequence), streamSid: call.streamSid, stop: { accountSid: "AC" + "0".repeat(32), callSid: call.callSid } };
+    const stop = {
+      event: "stop",
+      sequenceNumber: String(++call.sequence),
+      streamSid: call.streamSid,
+      stop: { accountSid: "AC" + "0".repeat(32), callSid: call.callSid },
+    };
     call.socket.send(JSON.stringify(stop));
     call.socket.close(1000);
   }

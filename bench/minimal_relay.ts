@@ -36,12 +36,33 @@ interface TwilioSide {
   onclose: (() => void) | null;
 }
 
+let badFrames = 0;
+
+// Even the floor must survive a frame it cannot read; the count is printed when the process ends.
+// deno-lint-ignore no-explicit-any
+function parse(data: unknown): any {
+  try {
+    const value = typeof data === "string" ? JSON.parse(data) : null;
+    if (value !== null && typeof value === "object") return value;
+  } catch { /* counted below */ }
+  if (++badFrames === 1) {
+    console.error(JSON.stringify({ event: "relay.bad_frame", sample: String(data).slice(0, 200) }));
+  }
+  return null;
+}
+
+Deno.addSignalListener("SIGTERM", () => {
+  console.error(JSON.stringify({ event: "relay.exit", bad_frames: badFrames }));
+  Deno.exit(0);
+});
+
 function relay(twilio: TwilioSide): void {
   const model = new WebSocket(realtimeUrl, ["realtime", `openai-insecure-api-key.${apiKey}`]);
   let streamSid = "";
   model.onopen = () => model.send(SESSION_UPDATE);
   twilio.onmessage = (event) => {
-    const frame = JSON.parse(event.data);
+    const frame = parse(event.data);
+    if (frame === null) return;
     if (frame.event === "media") {
       if (model.readyState === WebSocket.OPEN) {
         model.send(JSON.stringify({ type: "input_audio_buffer.append", audio: frame.media.payload }));
@@ -50,8 +71,8 @@ function relay(twilio: TwilioSide): void {
     else if (frame.event === "stop") model.close();
   };
   model.onmessage = (event) => {
-    const message = JSON.parse(event.data);
-    if (message.type === "response.output_audio.delta" && twilio.open) {
+    const message = parse(event.data);
+    if (message?.type === "response.output_audio.delta" && twilio.open) {
       twilio.send(JSON.stringify({ event: "media", streamSid, media: { payload: message.delta } }));
     }
   };

@@ -84,7 +84,9 @@ export class WireSocket {
           }
         }
         this.#queue.length = 0;
-        for (let written = 0; written < chunk.length;) written += await this.conn.write(chunk.subarray(written));
+        for (let written = 0; written < chunk.length;) {
+          written += await this.conn.write(chunk.subarray(written));
+        }
       }
     } catch {
       this.#shutdown();
@@ -189,7 +191,8 @@ export async function connect(url: string, headers: Record<string, string> = {})
   conn.setNoDelay(true);
   const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
-  const request = `GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nUpgrade: websocket\r\n` +
+  const request =
+    `GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nUpgrade: websocket\r\n` +
     `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
   await conn.write(encoder.encode(request));
   const { head, rest } = await readHead(conn);
@@ -213,7 +216,9 @@ export interface UpgradeRequest {
 }
 
 /** What a non-upgrade request gets (one response, then the connection closes). */
-export type PlainResponder = (request: UpgradeRequest) => { status: number; contentType: string; body: string };
+export type PlainResponder = (
+  request: UpgradeRequest,
+) => { status: number; contentType: string; body: string };
 
 const refuse: PlainResponder = () => ({ status: 400, contentType: "text/plain", body: "" });
 
@@ -263,7 +268,9 @@ async function handshake(
     const answer = upgrade ? refuse({ path, headers }) : onPlain({ path, headers });
     const body = encoder.encode(answer.body);
     await conn.write(encoder.encode(
-      `HTTP/1.1 ${answer.status} ${answer.status === 200 ? "OK" : "Bad Request"}\r\nContent-Type: ${answer.contentType}\r\n` +
+      `HTTP/1.1 ${answer.status} ${
+        answer.status === 200 ? "OK" : "Bad Request"
+      }\r\nContent-Type: ${answer.contentType}\r\n` +
         `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
     ));
     await conn.write(body);

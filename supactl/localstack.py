@@ -165,6 +165,7 @@ class DevStack:
         function_url = f"{base}/functions/v1/{FUNCTION_NAME}"
         env = {
             "PORT": str(settings.port),
+            "HOST": "127.0.0.1",
             "TWILIO_AUTH_TOKEN": token,
             "PUBLIC_URL": function_url,
             "SUPABASE_URL": base,

@@ -51,6 +51,8 @@ OPENAI_REALTIME_MODEL=
 OPENAI_REALTIME_URL=
 # rest (default) or postgres (then also SUPABASE_DB_URL as a secret).
 TURN_STORE=
+# The plan's Edge Function wall clock in seconds: 400 on paid plans (default), 150 on the free plan.
+# Long calls move to a fresh worker shortly before it, at a pause in the conversation.
 WALL_CLOCK_LIMIT_S=
 
 # Overrides for tests and proxies: default https://api.supabase.com and https://api.twilio.com.

@@ -333,6 +333,8 @@ async def place_call_async(options: CallOptions, script: list[Step] | None = Non
                 raise CallFailed(f"the function started {MAX_STREAMS_PER_CALL} streams for one call")
             report.streams += 1
             leg = StreamLeg(options, twiml.connect, caller, report, heard, clock)
+            # The caller's ear spans streams: a WaitForReply counts its quiet from the old stream's audio.
+            leg.last_audio_at = last_audio
             _log(options, f"stream {report.streams} opening {twiml.connect.url}")
             await leg.run()
             if report.streams > 1:

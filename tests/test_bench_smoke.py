@@ -36,6 +36,7 @@ def test_bridge_benchmark_relays_frames_through_function_and_relay_and_profiles(
 
     assert [(level["target"], level["calls"]) for level in result["levels"]] == [("bridge", 2), ("relay", 2)]
     for level in result["levels"]:
+        assert "error" not in level, level.get("error")
         assert level["calls_live"] == 2, level["failures"]
         assert level["frames_sent"] > 0
         for direction in ("uplink", "downlink"):

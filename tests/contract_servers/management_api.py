@@ -25,9 +25,11 @@ import time
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.contract_servers.local_http import LocalHttpServer
 
 TOKEN = re.compile(r"^sbp_(oauth_)?[a-f0-9]{40}$")
 REF = r"(?P<ref>[a-z]{20})"
@@ -101,7 +103,7 @@ class StoredFunction:
 
 
 @dataclass
-class ManagementApiServer:
+class ManagementApiServer(LocalHttpServer):
     """`with ManagementApiServer() as api:` gives `api.base_url`, `api.token`, `api.ref`, state."""
 
     ref: str = "abcdefghijklmnopqrst"
@@ -114,43 +116,6 @@ class ManagementApiServer:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._failures: list[tuple[int, str | None]] = []
-        self._httpd: ThreadingHTTPServer | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> str:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server._handle(self)
-
-            do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
-        return self.base_url
-
-    def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> "ManagementApiServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     # -- test controls ---------------------------------------------------------------------
     def fail_next(self, status: int, times: int = 1, *, retry_after: str | None = None) -> None:

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.contract_servers.local_http import LocalHttpServer
 
 API_VERSION = "2010-04-01"
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -123,7 +125,7 @@ def _snake(name: str) -> str:
 
 
 @dataclass
-class TwilioContractServer:
+class TwilioContractServer(LocalHttpServer):
     """`with TwilioContractServer() as twilio:` gives `twilio.base_url`, credentials, state."""
 
     account_sid: str = field(default_factory=lambda: _sid("AC"))
@@ -137,43 +139,6 @@ class TwilioContractServer:
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
         self._page_tokens: set[str] = set()
-        self._httpd: ThreadingHTTPServer | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> str:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server._handle(self)
-
-            do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        return self.base_url
-
-    def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> "TwilioContractServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     # -- test controls ---------------------------------------------------------------------
     def add_api_key(self) -> tuple[str, str]:

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import { afterStream } from "./after_stream.ts";
+import { afterStream, type LocalOutcome, nextStream } from "./after_stream.ts";
 import type { CallRecord, CallStatus } from "./store.ts";
 
-function call(status: CallStatus): CallRecord {
-  return { callSid: "CA1", tenantId: "t", status, endReason: null, handoffCount: 0, usage: {} };
+function call(status: CallStatus, overrides: Partial<CallRecord> = {}): CallRecord {
+  return { callSid: "CA1", tenantId: "t", status, endReason: null, handoffCount: 0, usage: {}, ...overrides };
 }
+
+const local = (status: CallStatus, reason = "x"): LocalOutcome => ({ status, reason });
 
 Deno.test("a failed call gets the apology, a completed one a hang-up", () => {
   assert.equal(afterStream(call("failed"), null), "apologize");
@@ -17,8 +19,37 @@ Deno.test("a call never finalized, or not found, gets the apology", () => {
 });
 
 Deno.test("this worker's own outcome counts while the row is not written yet", () => {
-  assert.equal(afterStream(call("in_progress"), "failed"), "apologize");
-  assert.equal(afterStream(call("in_progress"), "completed"), "hang_up");
-  assert.equal(afterStream(null, "completed"), "hang_up");
-  assert.equal(afterStream(call("failed"), "completed"), "apologize", "the stored row wins once written");
+  assert.equal(afterStream(call("in_progress"), local("failed")), "apologize");
+  assert.equal(afterStream(call("in_progress"), local("completed")), "hang_up");
+  assert.equal(afterStream(null, local("completed")), "hang_up");
+  assert.equal(
+    afterStream(call("failed"), local("completed")),
+    "apologize",
+    "the stored row wins once written",
+  );
+});
+
+Deno.test("a handed-off call continues on a new stream, unless its row cannot be read", () => {
+  assert.equal(afterStream(call("handed_off"), null), "resume");
+  assert.equal(afterStream(call("in_progress"), local("handed_off")), "resume");
+  assert.equal(afterStream(null, local("handed_off")), "apologize");
+});
+
+Deno.test("the next stream is the next handoff, resumed as the handoff left the conversation", () => {
+  assert.deepEqual(
+    nextStream(call("handed_off", { handoffCount: 2, endReason: "handoff:forced:reply" }), null),
+    { handoff: 3, mode: "reply" },
+  );
+  assert.deepEqual(
+    nextStream(
+      call("handed_off", { endReason: "handoff:quiet:listen" }),
+      local("handed_off", "handoff:x:reply"),
+    ),
+    { handoff: 1, mode: "listen" },
+    "the row wins once written",
+  );
+  assert.deepEqual(
+    nextStream(call("in_progress", { handoffCount: 1 }), local("handed_off", "handoff:beforeunload:reply")),
+    { handoff: 2, mode: "reply" },
+  );
 });

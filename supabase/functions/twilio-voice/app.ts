@@ -1,13 +1,15 @@
 // HTTP routing for the function: Twilio's voice webhook, the <Connect action> request, and the
 // Media Stream upgrade, all at the function's own URL. Every Twilio request is signature-checked
 // against the public URL Twilio was given, since inside the runtime req.url lacks /functions/v1.
+// A long call is several streams: each is handed off before the worker's wall clock (handoff.ts)
+// and the connect action answers the next one.
 
-import { afterStream } from "./after_stream.ts";
+import { afterStream, type LocalOutcome, nextStream } from "./after_stream.ts";
 import type { CallOutcome } from "./bridge.ts";
 import { type CallSession, type CallSessionDeps, startCallSession, STREAM_PARAMS } from "./call_session.ts";
 import type { Config } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
-import type { CallStatus, StoreBackend } from "./store.ts";
+import type { CallRecord, StoreBackend } from "./store.ts";
 import { streamToken } from "./stream_token.ts";
 import { isValidSignature, type Param } from "./twilio_signature.ts";
 import { apologyTwiml, connectStreamTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
@@ -31,11 +33,15 @@ export interface AppDeps {
   waitUntil?: (promise: Promise<unknown>) => void;
   setupTimeoutMs?: number;
   flushTimeoutMs?: number;
+  /** When this worker started, on the `now` clock: the wall-clock budget runs from there. Null or
+   * absent: per stream (plain Deno, where one process serves every call; see handoff.ts). */
+  workerStartedAt?: number | null;
+  now?: () => number;
 }
 
 export interface App {
   handle(request: Request): Promise<Response>;
-  /** End every live call through the failure path and flush what each has queued. */
+  /** Hand every live call off to a fresh worker (or fail those not begun) and flush each. */
   shutdown(reason: string): Promise<void>;
   readonly activeCalls: number;
 }
@@ -44,11 +50,12 @@ export function createApp(deps: AppDeps): App {
   const { config, store, log } = deps;
   const sessions = new Set<CallSession>();
   // How calls served by this worker ended, for a connect action that beats the row's write.
-  const recentOutcomes = new Map<string, CallStatus>();
+  const recentOutcomes = new Map<string, LocalOutcome>();
 
   const rememberOutcome = (outcome: CallOutcome) => {
     if (outcome.callSid === null) return;
-    recentOutcomes.set(outcome.callSid, outcome.status);
+    recentOutcomes.delete(outcome.callSid);
+    recentOutcomes.set(outcome.callSid, { status: outcome.status, reason: outcome.reason });
     if (recentOutcomes.size > RECENT_OUTCOMES) recentOutcomes.delete(recentOutcomes.keys().next().value!);
   };
 
@@ -64,6 +71,9 @@ export function createApp(deps: AppDeps): App {
     setupTimeoutMs: deps.setupTimeoutMs ?? 15_000,
     flushTimeoutMs: deps.flushTimeoutMs ?? 5_000,
     onOutcome: rememberOutcome,
+    wallClockLimitS: config.wallClockLimitS,
+    workerStartedAt: deps.workerStartedAt ?? null,
+    now: deps.now ?? (() => performance.now()),
   };
 
   async function readSignedForm(request: Request): Promise<Param[] | Response> {
@@ -132,14 +142,50 @@ export function createApp(deps: AppDeps): App {
     } catch (error) {
       callLog.error("store.get_call_failed", { message: errorMessage(error) });
     }
-    const next = afterStream(call, recentOutcomes.get(callSid) ?? null);
+    const local = recentOutcomes.get(callSid) ?? null;
+    const next = afterStream(call, local);
     callLog.info("call.after_stream", { next, status: call?.status });
     switch (next) {
       case "apologize":
         return twimlResponse(apologyTwiml());
       case "hang_up":
         return twimlResponse(hangUpTwiml());
+      case "resume":
+        return await continueCall(call!, local, params.get("To") ?? "", callLog);
     }
+  }
+
+  /** The next stream of a handed-off call, with a token of its own that signs the resume. */
+  async function continueCall(
+    call: CallRecord,
+    local: LocalOutcome | null,
+    to: string,
+    callLog: Logger,
+  ): Promise<Response> {
+    if (!to) {
+      // Twilio sends To with every request of the call; without it the agent cannot be found.
+      callLog.error("call.resume_without_to", {});
+      return twimlResponse(apologyTwiml());
+    }
+    const { handoff, mode } = nextStream(call, local);
+    const token = await streamToken(config.twilioAuthToken, {
+      callSid: call.callSid,
+      tenantId: call.tenantId,
+      toNumber: to,
+      resume: `${handoff}:${mode}`,
+    });
+    callLog.info("call.resume_answered", { handoff, mode });
+    return twimlResponse(connectStreamTwiml({
+      actionUrl: `${config.publicUrl}?${AFTER_STREAM_QUERY}`,
+      streamUrl: config.streamUrl,
+      parameters: {
+        [STREAM_PARAMS.tenantId]: call.tenantId,
+        [STREAM_PARAMS.toNumber]: to,
+        [STREAM_PARAMS.token]: token,
+        [STREAM_PARAMS.handoff]: String(handoff),
+        [STREAM_PARAMS.resume]: mode,
+      },
+    }));
   }
 
   async function upgrade(request: Request): Promise<Response> {

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { AFTER_STREAM_QUERY, type App, createApp } from "./app.ts";
 import { type Config, loadConfig } from "./config.ts";
+import { RESUME_PROMPT } from "./handoff.ts";
 import { createLogger } from "./log.ts";
 import type { StoreBackend } from "./store.ts";
 import { createPostgresBackend } from "./store_postgres.ts";
@@ -51,7 +52,9 @@ function failingAgentLookup(backend: StoreBackend): StoreBackend {
   };
 }
 
-function startHarness(options: { apiKey?: string; failAgentLookup?: boolean } = {}): Harness {
+function startHarness(
+  options: { apiKey?: string; failAgentLookup?: boolean; wallClockLimitS?: number } = {},
+): Harness {
   const realtime = startRealtimeStub(API_KEY);
   const logs: Record<string, unknown>[] = [];
   const log = createLogger({
@@ -72,6 +75,7 @@ function startHarness(options: { apiKey?: string; failAgentLookup?: boolean } = 
       OPENAI_REALTIME_URL: realtime.url,
       TURN_STORE: "postgres",
       SUPABASE_DB_URL: testDatabaseUrl(),
+      WALL_CLOCK_LIMIT_S: options.wallClockLimitS ? String(options.wallClockLimitS) : undefined,
     })[name]
   );
   const app = createApp({
@@ -462,28 +466,31 @@ if (requireTestDatabase("app")) {
 }
 
 if (testDatabaseUrl()) {
-  Deno.test("a worker shutting down mid-call stores every turn so far and fails the call for the apology", async () => {
+  Deno.test("a worker shutting down mid-reply hands the call off, and the connect action continues it on a new stream", async () => {
     const harness = startHarness();
     const { realtime } = harness;
     try {
-      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const tenant = await withAdmin((sql) => seedTenant(sql, { greeting: "Thanks for calling Acme." }));
       const callSid = newCallSid();
-      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
-      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
-      twilio.start(callSid, parameters);
-      await realtime.waitFor(() => realtime.received.length > 0, "the session.update");
+      const first = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(first.streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, first.parameters);
+      await realtime.waitFor(
+        () => realtime.received.some((e) => e.type === "response.create"),
+        "the greeting",
+      );
       realtime.send({ type: "input_audio_buffer.speech_started", item_id: "item_u1" });
-      realtime.send({
-        type: "response.output_audio_transcript.done",
-        item_id: "item_a1",
-        transcript: "Hello!",
-      });
       realtime.send({
         type: "conversation.item.input_audio_transcription.completed",
         item_id: "item_u1",
         transcript: "Hi",
       });
-      // Audio reaching Twilio proves the function has handled every event sent before it.
+      realtime.send({ type: "response.created", response: { id: "r1" } });
+      realtime.send({
+        type: "response.output_audio_transcript.delta",
+        item_id: "item_a1",
+        delta: "Hello! Our hours",
+      });
       realtime.send({
         type: "response.output_audio.delta",
         response_id: "r1",
@@ -495,23 +502,197 @@ if (testDatabaseUrl()) {
         "the assistant's audio",
       );
 
-      await harness.app.shutdown("wall_clock");
-      await twilio.closed;
-      const turns = await withAdmin((sql) => storedTurns(sql, callSid));
-      assert.deepEqual(turns.map((turn) => [turn.seq, turn.role, turn.text]), [[0, "user", "Hi"], [
-        1,
-        "assistant",
-        "Hello!",
-      ]]);
-      assert.deepEqual(await callRow(callSid).then((row) => [row?.status, row?.end_reason]), [
-        "failed",
-        "worker_shutdown:wall_clock",
+      // beforeunload in the middle of the reply.
+      await harness.app.shutdown("EarlyDrop");
+      assert.equal(await twilio.closed, 1000);
+      assert.equal(realtime.closed.length, 1, "the first model session is closed");
+      const [handedOff] = await withAdmin((sql) =>
+        sql`select status, end_reason, ended_at, handed_off_at, handoff_count from public.calls
+            where call_sid = ${callSid}`
+      );
+      assert.equal(handedOff.status, "handed_off");
+      assert.equal(handedOff.end_reason, "handoff:beforeunload:reply");
+      assert.equal(handedOff.ended_at, null, "the call has not ended");
+      assert.ok(handedOff.handed_off_at instanceof Date);
+      const storedBefore = await withAdmin((sql) => storedTurns(sql, callSid));
+      assert.deepEqual(storedBefore.map((t) => [t.seq, t.role, t.text, t.interrupted]), [
+        [0, "user", "Hi", false],
+        [1, "assistant", "Hello! Our hours", true],
       ]);
-      const action = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [[
-        "CallSid",
-        callSid,
-      ]]);
-      assert.match(await action.text(), /<Say>Sorry/);
+
+      const action = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [
+        ["CallSid", callSid],
+        ["From", "+15550009999"],
+        ["To", tenant.phoneNumber],
+        ["CallStatus", "in-progress"],
+      ]);
+      const twiml = await action.text();
+      const next = {
+        streamUrl: /<Stream url="([^"]+)"/.exec(twiml)?.[1],
+        parameters: Object.fromEntries(
+          [...twiml.matchAll(/<Parameter name="([^"]+)" value="([^"]+)"\/>/g)].map((
+            [, name, value],
+          ) => [name, value]),
+        ),
+      };
+      assert.ok(
+        twiml.includes(`<Connect action="${harness.config.publicUrl}?${AFTER_STREAM_QUERY}" method="POST">`),
+      );
+      assert.equal(next.streamUrl, harness.config.streamUrl);
+      assert.equal(next.parameters.handoff, "1");
+      assert.equal(next.parameters.resume, "reply");
+      assert.equal(next.parameters.tenant_id, tenant.tenantId);
+      assert.match(next.parameters.stream_token, /^[0-9a-f]{64}$/);
+      assert.notEqual(
+        next.parameters.stream_token,
+        first.parameters.stream_token,
+        "a fresh token per stream",
+      );
+
+      const seenBefore = realtime.received.length;
+      const resumed = await connectTwilioStream(next.streamUrl!, AUTH_TOKEN);
+      resumed.start(callSid, next.parameters);
+      await realtime.waitFor(
+        () => realtime.received.slice(seenBefore).some((e) => e.type === "response.create"),
+        "the resumed session's reply",
+      );
+      assert.equal(realtime.connections, 2);
+      const second = realtime.received.slice(seenBefore);
+      const items = second.filter((e) => e.type === "conversation.item.create").map((e) => {
+        const item = e.item as { role: string; content: { type: string; text: string }[] };
+        return [item.role, item.content[0].type, item.content[0].text];
+      });
+      assert.deepEqual(items, [
+        ["user", "input_text", "Hi"],
+        ["assistant", "output_text", "Hello! Our hours"],
+        ["system", "input_text", RESUME_PROMPT],
+      ]);
+      assert.equal(second[0].type, "session.update");
+      assert.ok(
+        !JSON.stringify(second).includes("Thanks for calling Acme"),
+        "no greeting after the first stream",
+      );
+      const [resumedRow] = await withAdmin((sql) =>
+        sql`select status, end_reason, handoff_count from public.calls where call_sid = ${callSid}`
+      );
+      assert.deepEqual({ ...resumedRow }, { status: "in_progress", end_reason: null, handoff_count: 1 });
+
+      // The conversation carries on, numbered after the restored turns.
+      realtime.send({ type: "input_audio_buffer.speech_started", item_id: "item_u2" });
+      realtime.send({
+        type: "conversation.item.input_audio_transcription.completed",
+        item_id: "item_u2",
+        transcript: "When do you close?",
+      });
+      await modelBarrier(harness);
+      resumed.stop();
+      await resumed.closed;
+      await harness.app.shutdown("flush");
+      const turns = await withAdmin((sql) => storedTurns(sql, callSid));
+      assert.deepEqual(turns.map((t) => [t.seq, t.role, t.text]), [
+        [0, "user", "Hi"],
+        [1, "assistant", "Hello! Our hours"],
+        [2, "user", "When do you close?"],
+      ]);
+      const [row] = await withAdmin((sql) =>
+        sql`select status, end_reason, handoff_count, ended_at from public.calls where call_sid = ${callSid}`
+      );
+      assert.deepEqual([row.status, row.end_reason, row.handoff_count], ["completed", "twilio_stop", 1]);
+      assert.ok(row.ended_at instanceof Date);
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("at its wall clock a quiet call moves to a new stream, again and again, then ends completed", async () => {
+    // WALL_CLOCK_LIMIT_S=2 on plain Deno: each stream looks for a quiet moment from 1 s.
+    const harness = startHarness({ wallClockLimitS: 2 });
+    const { realtime } = harness;
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql, { greeting: "Hello from Acme." }));
+      const callSid = newCallSid();
+      let { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      for (let stream = 1; stream <= 3; stream++) {
+        const seenBefore = realtime.received.length;
+        const opened = performance.now();
+        const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+        twilio.start(callSid, parameters);
+        await realtime.waitFor(() => realtime.received.length > seenBefore, "the session.update");
+        if (stream === 3) {
+          twilio.stop();
+          await twilio.closed;
+          break;
+        }
+        if (stream === 1) {
+          // Answer the greeting so the first stream is not quiet at once; play it in full.
+          await realtime.waitFor(
+            () => realtime.received.some((e) => e.type === "response.create"),
+            "greeting",
+          );
+          realtime.send({ type: "response.created", response: { id: "r1" } });
+          realtime.send({
+            type: "response.output_audio.delta",
+            response_id: "r1",
+            item_id: "item_g",
+            delta: audio(40),
+          });
+          realtime.send({
+            type: "response.output_audio_transcript.done",
+            item_id: "item_g",
+            transcript: "Hello from Acme.",
+          });
+          realtime.send({ type: "response.done", response: { id: "r1", status: "completed", output: [] } });
+          const mark = await twilio.waitFor(
+            () => twilio.received.find((frame) => frame.event === "mark"),
+            "the greeting's mark",
+          ) as { mark: { name: string } };
+          await new Promise((resolve) => setTimeout(resolve, 1_100));
+          assert.equal(harness.app.activeCalls, 1, "audio still queued at Twilio: no handoff");
+          twilio.markPlayed(mark.mark.name);
+        }
+        await twilio.closed;
+        const lived = performance.now() - opened;
+        assert.ok(
+          lived >= 1_000 && lived < 1_500,
+          `stream ${stream} handed off after ${Math.round(lived)} ms`,
+        );
+        const [row] = await withAdmin((sql) =>
+          sql`select status, end_reason from public.calls where call_sid = ${callSid}`
+        );
+        assert.deepEqual({ ...row }, { status: "handed_off", end_reason: "handoff:quiet:listen" });
+        const action = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [
+          ["CallSid", callSid],
+          ["To", tenant.phoneNumber],
+        ]);
+        const twiml = await action.text();
+        streamUrl = /<Stream url="([^"]+)"/.exec(twiml)![1];
+        parameters = Object.fromEntries(
+          [...twiml.matchAll(/<Parameter name="([^"]+)" value="([^"]+)"\/>/g)].map((
+            [, name, value],
+          ) => [name, value]),
+        );
+        assert.deepEqual([parameters.handoff, parameters.resume], [String(stream), "listen"]);
+      }
+      await harness.app.shutdown("flush");
+      const sessions = realtime.received.filter((e) => e.type === "session.update").length;
+      assert.equal(sessions, 3);
+      const creates = realtime.received.filter((e) => e.type === "conversation.item.create");
+      assert.equal(creates.length, 3, "the greeting prompt once, then the greeting turn restored twice");
+      for (const create of creates.slice(1)) {
+        const item = create.item as { role: string; content: { type: string; text: string }[] };
+        assert.deepEqual([item.role, item.content[0].type, item.content[0].text], [
+          "assistant",
+          "output_text",
+          "Hello from Acme.",
+        ]);
+      }
+      const [row] = await withAdmin((sql) =>
+        sql`select status, handoff_count from public.calls where call_sid = ${callSid}`
+      );
+      assert.deepEqual({ ...row }, { status: "completed", handoff_count: 2 });
+      assert.deepEqual((await withAdmin((sql) => storedTurns(sql, callSid))).map((t) => [t.seq, t.text]), [
+        [0, "Hello from Acme."],
+      ]);
     } finally {
       await harness.close();
     }

@@ -10,8 +10,8 @@
 // is as testable as the rest.
 
 import {
-  type HandoffSchedule,
   handoffReason,
+  type HandoffSchedule,
   type HandoffTrigger,
   RESUME_PROMPT,
   type ResumeMode,
@@ -291,7 +291,7 @@ export class CallBridge {
     this.#ownItems.add(id);
     this.sink.model({ type: "conversation.item.create", item: textItem(id, "user", text) });
     // A second response.create while one is running is refused; answer once it is done.
-    if (this.#activeResponse === null) this.sink.model({ type: "response.create" });
+    if (this.#activeResponse === null) this.#requestResponse();
     else this.#replyOwed = true;
     this.#storeTurn("user", id, text, false);
     // The digit itself is not logged: callers key in PINs and card numbers.
@@ -327,11 +327,11 @@ export class CallBridge {
         this.#onCallerSpeech();
         return;
       case "input_audio_buffer.speech_stopped":
-        this.#callerSpeaking = false;
-        this.#handOffIfQuiet();
-        return;
       case "input_audio_buffer.committed":
+        // speech_stopped comes first and the commit of the same item follows: from here the
+        // caller's turn is on its way (transcript, then the server's reply), not quiet yet.
         this.#seqOf(event.itemId);
+        this.#callerSpeaking = false;
         this.#awaitingTranscript.add(event.itemId);
         if (this.#createsResponse) this.#replyPending = true;
         return;
@@ -408,9 +408,7 @@ export class CallBridge {
         type: "conversation.item.create",
         item: textItem(id, "system", greetingPrompt(greeting)),
       });
-      this.sink.model({ type: "response.create" });
-      // Counted as active at once, so a digit pressed before response.created waits its turn.
-      this.#activeResponse = "";
+      this.#requestResponse();
     }
     for (let i = this.#bufferHead; i < this.#buffered.length; i++) this.sink.modelAudio(this.#buffered[i]);
     this.#buffered = [];
@@ -433,8 +431,7 @@ export class CallBridge {
       const id = this.options.newItemId("resume");
       this.#ownItems.add(id);
       this.sink.model({ type: "conversation.item.create", item: textItem(id, "system", RESUME_PROMPT) });
-      this.sink.model({ type: "response.create" });
-      this.#activeResponse = "";
+      this.#requestResponse();
     }
     this.sink.log("info", "call.resumed", { restored_turns: turns.length, mode });
   }
@@ -509,12 +506,19 @@ export class CallBridge {
     }
     if (this.#replyOwed && this.#activeResponse === null) {
       this.#replyOwed = false;
-      this.sink.model({ type: "response.create" });
+      this.#requestResponse();
     }
     this.#handOffIfQuiet();
   }
 
   // ---- shared ----
+
+  #requestResponse(): void {
+    this.sink.model({ type: "response.create" });
+    // Counted as active at once (until response.created names it), so a digit pressed meanwhile
+    // waits its turn and no handoff cuts the reply before it starts.
+    this.#activeResponse = "";
+  }
 
   #seqOf(itemId: string): number {
     let seq = this.#seqByItem.get(itemId);

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type BridgeSink, CallBridge, type CallOutcome, MAX_BUFFERED_FRAMES } from "./bridge.ts";
+import {
+  type BridgeSink,
+  CallBridge,
+  type CallOutcome,
+  type CallStarted,
+  MAX_BUFFERED_FRAMES,
+} from "./bridge.ts";
+import { RESUME_PROMPT } from "./handoff.ts";
 import type { ClientEvent, ServerEvent } from "./realtime_events.ts";
 import { buildSessionUpdate } from "./session_config.ts";
 import type { TurnRow } from "./store.ts";
@@ -58,10 +65,10 @@ class Recorder implements BridgeSink {
 }
 
 function newBridge(
-  { greeting = null, turnDetection = null }: {
+  { greeting = null, turnDetection = null, ...started }: {
     greeting?: string | null;
     turnDetection?: Record<string, unknown> | null;
-  } = {},
+  } & Pick<CallStarted, "handoff" | "resume" | "firstSeq" | "priorUsage"> = {},
 ) {
   const sink = new Recorder();
   let ids = 0;
@@ -75,7 +82,7 @@ function newBridge(
     turnDetection,
   }).event;
   const begin = () =>
-    bridge.begin({ callSid: CALL_SID, streamSid: "MZ1", tenantId: TENANT, session, greeting });
+    bridge.begin({ callSid: CALL_SID, streamSid: "MZ1", tenantId: TENANT, session, greeting, ...started });
   return { sink, bridge, session, begin };
 }
 
@@ -483,4 +490,295 @@ Deno.test("a model that refuses the beta shape (close 4000) mid-call ends it thr
     "model_closed:4000",
   ]]);
   assert.equal(sink.outcomes[0].stats.assistantAudioMs, 20);
+});
+
+// ---- handoff to a fresh worker (issue 6) ----
+
+const WINDOW = { quietFromMs: 1_000, forceAtMs: 2_000 };
+
+/** One assistant reply of `ms` ms on its way to the caller: created, audio sent, transcript done. */
+function reply(bridge: CallBridge, itemId: string, ms: number, responseId: string, transcript: string) {
+  bridge.onModelEvent({ type: "response.created", responseId });
+  bridge.onModelEvent({ type: "response.output_item.added", itemId, role: "assistant" });
+  bridge.onModelEvent({ type: "response.output_audio_transcript.delta", itemId, delta: transcript });
+  bridge.onModelEvent(delta(itemId, ms, responseId));
+}
+
+function responseDone(bridge: CallBridge, responseId: string, itemId: string, transcript: string) {
+  bridge.onModelEvent({ type: "response.output_audio_transcript.done", itemId, transcript });
+  bridge.onModelEvent({
+    type: "response.done",
+    responseId,
+    status: "completed",
+    reason: null,
+    usage: {},
+    transcripts: [],
+  });
+}
+
+const outcomeOf = (sink: Recorder) => sink.outcomes.map((o) => [o.status, o.reason]);
+
+Deno.test("inside the quiet window the call is handed off once the reply has played, not before", () => {
+  const { sink, bridge } = liveBridge({ handoff: WINDOW });
+  reply(bridge, "item_a", 100, "resp_1", "Our hours are nine to five.");
+  responseDone(bridge, "resp_1", "item_a", "Our hours are nine to five.");
+  bridge.tick(999);
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
+  assert.deepEqual(sink.outcomes, [], "quiet, but the window is not open yet");
+
+  reply(bridge, "item_b", 100, "resp_2", "Anything else?");
+  bridge.tick(1_000);
+  assert.equal(bridge.phase, "live", "the assistant is speaking");
+  responseDone(bridge, "resp_2", "item_b", "Anything else?");
+  assert.equal(bridge.phase, "live", "its audio is still queued at Twilio");
+  bridge.onTwilioFrame({ event: "mark", name: "item_b:100" });
+  assert.deepEqual(outcomeOf(sink), [["handed_off", "handoff:quiet:listen"]]);
+  assert.deepEqual(sink.turns.map((t) => [t.itemId, t.interrupted]), [["item_a", false], ["item_b", false]]);
+});
+
+Deno.test("caller speech, an unanswered caller turn and a transcript still on its way each defer the quiet handoff", () => {
+  const { sink, bridge } = liveBridge({ handoff: WINDOW });
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u1" });
+  bridge.tick(1_500);
+  assert.equal(bridge.phase, "live", "the caller is talking");
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_stopped", itemId: "item_u1" });
+  bridge.onModelEvent({ type: "input_audio_buffer.committed", itemId: "item_u1" });
+  assert.equal(bridge.phase, "live", "the server's reply to the caller has not started");
+  reply(bridge, "item_a", 40, "resp_1", "Sure.");
+  responseDone(bridge, "resp_1", "item_a", "Sure.");
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:40" });
+  assert.equal(
+    bridge.phase,
+    "live",
+    "the caller's transcript has not arrived: handing off now would lose it",
+  );
+  bridge.onModelEvent({
+    type: "conversation.item.input_audio_transcription.completed",
+    itemId: "item_u1",
+    transcript: "Can I book a table?",
+    usage: {},
+  });
+  assert.deepEqual(outcomeOf(sink), [["handed_off", "handoff:quiet:listen"]]);
+  assert.deepEqual([...sink.turns].sort((a, b) => a.seq - b.seq).map((t) => [t.seq, t.role, t.text]), [
+    [0, "user", "Can I book a table?"],
+    [1, "assistant", "Sure."],
+  ]);
+});
+
+Deno.test("a digit's owed reply also defers the quiet handoff", () => {
+  const { sink, bridge } = liveBridge({ handoff: WINDOW });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onTwilioFrame({ event: "dtmf", digit: "1" });
+  bridge.tick(1_000);
+  bridge.onModelEvent({
+    type: "response.done",
+    responseId: "resp_1",
+    status: "completed",
+    reason: null,
+    usage: {},
+    transcripts: [],
+  });
+  assert.equal(bridge.phase, "live", "the digit's reply was just requested");
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_2" });
+  bridge.onModelEvent({
+    type: "response.done",
+    responseId: "resp_2",
+    status: "completed",
+    reason: null,
+    usage: {},
+    transcripts: [],
+  });
+  assert.deepEqual(outcomeOf(sink), [["handed_off", "handoff:quiet:listen"]]);
+});
+
+Deno.test("at the forced point the call is handed off mid-reply; the cut reply is stored interrupted and the next stream replies", () => {
+  const { sink, bridge } = liveBridge({ handoff: WINDOW });
+  reply(bridge, "item_a", 200, "resp_1", "Let me check the opening hours for");
+  bridge.tick(1_000);
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:200" });
+  reply(bridge, "item_b", 0, "resp_1", "");
+  bridge.onModelEvent({ type: "response.output_audio_transcript.delta", itemId: "item_b", delta: "Our" });
+  bridge.onModelEvent(delta("item_b", 100, "resp_1"));
+  sink.drain();
+  bridge.tick(1_999);
+  assert.equal(bridge.phase, "live");
+  bridge.tick(2_000);
+  assert.deepEqual(outcomeOf(sink), [["handed_off", "handoff:forced:reply"]]);
+  // item_a played in full but its transcript never came: stored with what the model said of it.
+  assert.deepEqual(sink.turns.map((t) => [t.seq, t.itemId, t.text, t.interrupted]), [
+    [0, "item_a", "Let me check the opening hours for", true],
+    [1, "item_b", "Our", true],
+  ]);
+  assert.deepEqual(sink.drain(), [], "no truncate or clear: the model session is over");
+});
+
+Deno.test("beforeunload hands the call off at once, even while the caller speaks", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u1" });
+  bridge.handOff("beforeunload");
+  assert.deepEqual(outcomeOf(sink), [["handed_off", "handoff:beforeunload:listen"]]);
+  bridge.handOff("beforeunload");
+  bridge.twilioClosed();
+  assert.equal(sink.outcomes.length, 1, "the call ends once");
+});
+
+Deno.test("a stream that has not begun is never handed off, and without a schedule ticks do nothing", () => {
+  const waiting = newBridge({ handoff: WINDOW });
+  waiting.bridge.handOff("beforeunload");
+  waiting.bridge.tick(5_000);
+  assert.deepEqual(waiting.sink.outcomes, []);
+
+  const unscheduled = liveBridge();
+  unscheduled.bridge.tick(Number.MAX_SAFE_INTEGER);
+  assert.equal(unscheduled.bridge.phase, "live");
+});
+
+Deno.test("a stream whose model is still connecting at the forced point is handed off, to try again", () => {
+  const { sink, bridge, begin } = newBridge({ handoff: WINDOW });
+  begin();
+  bridge.modelOpened();
+  bridge.tick(1_500);
+  assert.equal(bridge.phase, "connecting", "no quiet handoff before the model is ready");
+  bridge.tick(2_000);
+  assert.deepEqual(outcomeOf(sink), [["handed_off", "handoff:forced:listen"]]);
+});
+
+const RESTORED: TurnRow[] = [
+  {
+    tenantId: TENANT,
+    callSid: CALL_SID,
+    role: "assistant",
+    text: "Thanks for calling Acme.",
+    itemId: "item_a1",
+    seq: 0,
+    interrupted: false,
+  },
+  {
+    tenantId: TENANT,
+    callSid: CALL_SID,
+    role: "user",
+    text: "When are you open?",
+    itemId: "item_u1",
+    seq: 1,
+    interrupted: false,
+  },
+  {
+    tenantId: TENANT,
+    callSid: CALL_SID,
+    role: "assistant",
+    text: "Nine to five.",
+    itemId: "item_a2",
+    seq: 2,
+    interrupted: false,
+  },
+];
+
+Deno.test("a resumed call gets its turns back as items, is not greeted again, and numbers new turns after them", () => {
+  const { sink, bridge, begin } = newBridge({
+    greeting: "Thanks for calling Acme.",
+    resume: { turns: RESTORED, mode: "listen" },
+    firstSeq: 3,
+    priorUsage: { input_tokens: 100 },
+  });
+  begin();
+  bridge.onTwilioFrame(media(audio(20)));
+  bridge.modelOpened();
+  sink.drain();
+  bridge.onModelEvent(UPDATED_PCMU);
+  const sent = sink.drain();
+  assert.deepEqual(sent.slice(0, 3), [
+    {
+      to: "model",
+      event: {
+        type: "conversation.item.create",
+        item: {
+          id: "restored_1",
+          type: "message",
+          role: "assistant",
+          content: [{ type: "output_text", text: "Thanks for calling Acme." }],
+        },
+      },
+    },
+    {
+      to: "model",
+      event: {
+        type: "conversation.item.create",
+        item: {
+          id: "restored_2",
+          type: "message",
+          role: "user",
+          content: [{ type: "input_text", text: "When are you open?" }],
+        },
+      },
+    },
+    {
+      to: "model",
+      event: {
+        type: "conversation.item.create",
+        item: {
+          id: "restored_3",
+          type: "message",
+          role: "assistant",
+          content: [{ type: "output_text", text: "Nine to five." }],
+        },
+      },
+    },
+  ]);
+  assert.deepEqual(
+    sent.slice(3),
+    [{ to: "model-audio", payload: audio(20) }],
+    "no greeting, no reply: it listens",
+  );
+
+  // The server echoes the restored items; they are not turns and take no seq.
+  for (const id of ["restored_1", "restored_2", "restored_3"]) {
+    bridge.onModelEvent({ type: "conversation.item.added", itemId: id, role: "assistant" });
+  }
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u2" });
+  bridge.onModelEvent({
+    type: "conversation.item.input_audio_transcription.completed",
+    itemId: "item_u2",
+    transcript: "And on Sunday?",
+    usage: { input_tokens: 5 },
+  });
+  bridge.onModelEvent({
+    type: "response.done",
+    responseId: "r",
+    status: "completed",
+    reason: null,
+    usage: { input_tokens: 20 },
+    transcripts: [],
+  });
+  assert.deepEqual(sink.turns.map((t) => [t.seq, t.text]), [[3, "And on Sunday?"]]);
+  bridge.onTwilioFrame({ event: "stop" });
+  assert.deepEqual(
+    sink.outcomes[0].usage,
+    { input_tokens: 120, "transcription.input_tokens": 5 },
+    "the call's total",
+  );
+});
+
+Deno.test("a call resumed after a cut reply asks the model to speak first", () => {
+  const { sink, bridge, begin } = newBridge({
+    resume: { turns: RESTORED.slice(0, 2), mode: "reply" },
+    firstSeq: 2,
+  });
+  begin();
+  bridge.modelOpened();
+  sink.drain();
+  bridge.onModelEvent(UPDATED_PCMU);
+  const events = sink.modelEvents();
+  assert.equal(events.length, 4);
+  const prompt = events[2];
+  assert.ok(prompt.type === "conversation.item.create");
+  assert.deepEqual(prompt.item, {
+    id: "resume_3",
+    type: "message",
+    role: "system",
+    content: [{ type: "input_text", text: RESUME_PROMPT }],
+  });
+  assert.deepEqual(events[3], { type: "response.create" });
+  // A digit while that reply is being made waits for it, as after a greeting.
+  bridge.onTwilioFrame({ event: "dtmf", digit: "2" });
+  assert.deepEqual(sink.modelEvents().map((e) => e.type), ["conversation.item.create"]);
 });

@@ -2,18 +2,26 @@
 // on the other, the turn writer behind. The only awaits are in setup (token check, tenant lookup)
 // and at the end (finalize, flush); per frame it is decode, one bridge call, one send.
 
-import { CallBridge, type CallOutcome } from "./bridge.ts";
+import { CallBridge, type CallOutcome, type ItemKind } from "./bridge.ts";
 import { realtimeModelUrl } from "./config.ts";
+import { handoffSchedule, isResumeMode, restorableTurns, type ResumeMode } from "./handoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { appendAudioMessage, decodeServerEvent, encodeClientEvent } from "./realtime_events.ts";
 import { buildSessionUpdate } from "./session_config.ts";
-import type { AgentSettings, CallEnd, StoreBackend, TurnRow } from "./store.ts";
+import type { AgentSettings, CallEnd, CallRecord, StoreBackend, TurnRow } from "./store.ts";
 import { isValidStreamToken } from "./stream_token.ts";
 import { decodeTwilioFrame, type TwilioEncoder, twilioEncoder, type TwilioFrame } from "./twilio_frames.ts";
 import type { RejectReason } from "./wire.ts";
 
-/** Names of the <Parameter>s the webhook puts on the stream. */
-export const STREAM_PARAMS = { tenantId: "tenant_id", toNumber: "to_number", token: "stream_token" } as const;
+/** Names of the <Parameter>s the webhook puts on the stream (handoff and resume only on a stream
+ * that continues a handed-off call). */
+export const STREAM_PARAMS = {
+  tenantId: "tenant_id",
+  toNumber: "to_number",
+  token: "stream_token",
+  handoff: "handoff",
+  resume: "resume",
+} as const;
 
 /** The per-call face of the turn store: record is synchronous (queued), the rest is the end. */
 export interface CallWriter {
@@ -41,12 +49,19 @@ export interface CallSessionDeps {
   flushTimeoutMs: number;
   /** Told how each call ended, so the connect action can answer before the row is written. */
   onOutcome(outcome: CallOutcome): void;
+  /** WALL_CLOCK_LIMIT_S, counted from workerStartedAt (Supabase) or, when that is null, from each
+   * stream's start (plain Deno): see handoff.ts. */
+  wallClockLimitS: number;
+  workerStartedAt: number | null;
+  /** The clock of workerStartedAt, in ms (performance.now). */
+  now(): number;
 }
 
 export interface CallSession {
   /** Resolves when both sockets are closed and the call's writes are flushed (or timed out). */
   readonly done: Promise<void>;
-  /** End the call now through the failure path (the worker is shutting down). */
+  /** The worker is shutting down: hand the call off to a fresh one (the failure path when the
+   * call has not begun yet), and resolve once its writes are flushed. */
   shutdown(reason: string): Promise<void>;
 }
 
@@ -56,6 +71,8 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   let model: WebSocket | null = null;
   let writer: CallWriter | null = null;
   let setupTimer: number | undefined;
+  const handoffTimers: number[] = [];
+  const streamStartedAt = deps.now();
   let started = false;
   /** Set once the start frame's token checks out: from then on the call row is ours to finalize,
    * even if the call ends before the bridge began (hang-up during setup, lookup failure). */
@@ -98,6 +115,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
 
   async function finishCall(outcome: CallOutcome): Promise<void> {
     clearTimeout(setupTimer);
+    handoffTimers.forEach((timer) => clearTimeout(timer));
     closeQuietly(model, 1000, "call ended");
     const call = verified;
     deps.onOutcome({ ...outcome, callSid: call?.callSid ?? null });
@@ -111,7 +129,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       }
     }
     // After the row is final: closing the stream makes Twilio ask the connect action, which reads it.
-    closeQuietly(twilio, 1000, outcome.status === "failed" ? "call failed" : "call ended");
+    closeQuietly(twilio, 1000, CLOSE_REASONS[outcome.status]);
     log.info("call.ended", {
       status: outcome.status,
       reason: outcome.reason,
@@ -130,13 +148,19 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     log = deps.log.with({ call_sid: frame.callSid, stream_sid: frame.streamSid });
     encoder = twilioEncoder(frame.streamSid);
     const params = frame.customParameters;
+    const parsed = resumeParams(params);
+    const resume = parsed === "invalid" ? null : parsed;
     const claims = {
       callSid: frame.callSid,
       tenantId: params[STREAM_PARAMS.tenantId] ?? "",
       toNumber: params[STREAM_PARAMS.toNumber] ?? "",
+      resume: resume ? `${resume.handoff}:${resume.mode}` : undefined,
     };
     const token = params[STREAM_PARAMS.token] ?? "";
-    if (!token || !claims.tenantId || !await isValidStreamToken(deps.twilioAuthToken, claims, token)) {
+    if (
+      !token || !claims.tenantId || parsed === "invalid" ||
+      !await isValidStreamToken(deps.twilioAuthToken, claims, token)
+    ) {
       log.warn("stream.token_rejected", {});
       bridge.fail("bad_stream_token");
       return;
@@ -144,32 +168,88 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     log = log.with({ tenant_id: claims.tenantId });
     verified = { callSid: claims.callSid, tenantId: claims.tenantId };
 
+    // Started together: on a resumed call these three reads are most of the handoff's gap.
+    const agentLookup = lookUpAgent(claims.toNumber, claims.tenantId);
+    const resuming = resume ? resumeCall(claims.callSid, resume.handoff) : null;
+    agentLookup.catch(() => {});
+    resuming?.catch(() => {});
     let agent: AgentSettings | null;
     try {
-      const owner = await deps.store.findNumberOwner(claims.toNumber);
-      if (owner !== null && owner.tenantId !== claims.tenantId) {
-        log.warn("call.number_moved", {});
-      }
-      agent = owner?.tenantId === claims.tenantId ? owner.agent : null;
+      agent = await agentLookup;
     } catch (error) {
       // A tenant's agent with the wrong instructions is worse than an apology.
       log.error("store.agent_lookup_failed", { message: errorMessage(error) });
       bridge.fail("agent_lookup_failed");
       return;
     }
+    let resumed: { call: CallRecord | null; turns: TurnRow[] } | null = null;
+    try {
+      resumed = resuming ? await resuming : null;
+    } catch (error) {
+      // Without its history the model would start the conversation over: apologize instead.
+      log.error("store.resume_failed", { message: errorMessage(error) });
+      bridge.fail("resume_failed");
+      return;
+    }
     if (bridge.phase === "ended") return; // the caller hung up during the lookup
+    if (resumed && resumed.call === null) {
+      // The call has ended, or a later stream has taken it over: not ours to finalize.
+      log.warn("call.not_resumable", { handoff: resume && resume.handoff });
+      verified = null;
+      bridge.fail("call_not_resumable");
+      return;
+    }
 
     const { event: session, dropped } = buildSessionUpdate(agent);
     if (dropped.length > 0) log.warn("agent.settings_dropped", { fields: dropped.join(",") });
     writer = deps.openWriter(claims.callSid, claims.tenantId);
+    const handoff = handoffSchedule(
+      deps.wallClockLimitS,
+      deps.workerStartedAt ?? streamStartedAt,
+      streamStartedAt,
+    );
+    const stored = resumed?.turns ?? [];
     bridge.begin({
       callSid: claims.callSid,
       streamSid: frame.streamSid,
       tenantId: claims.tenantId,
       session,
-      greeting: agent?.greeting ?? null,
+      // A resumed call was greeted on its first stream.
+      greeting: resume ? null : agent?.greeting ?? null,
+      resume: resume ? { turns: restorableTurns(stored), mode: resume.mode } : undefined,
+      // Seqs continue after every stored turn, restored or not: no collision with earlier rows.
+      firstSeq: stored.reduce((next, turn) => Math.max(next, turn.seq + 1), 0),
+      priorUsage: resumed?.call?.usage,
+      handoff,
+    });
+    for (const at of [handoff.quietFromMs, handoff.forceAtMs]) {
+      // A timer may fire a fraction of a millisecond before `at` by performance.now(): the time it
+      // was set for has come all the same, or the window would never open.
+      handoffTimers.push(
+        setTimeout(() => bridge.tick(Math.max(deps.now(), at)), Math.max(0, at - deps.now())),
+      );
+    }
+    log.info("call.handoff_planned", {
+      handoff: resume?.handoff ?? 0,
+      quiet_from_s: Math.round((handoff.quietFromMs - deps.now()) / 100) / 10,
+      force_at_s: Math.round((handoff.forceAtMs - deps.now()) / 100) / 10,
     });
     openModel(agent?.model?.trim() || deps.realtimeModel);
+  }
+
+  async function lookUpAgent(toNumber: string, tenantId: string): Promise<AgentSettings | null> {
+    const owner = await deps.store.findNumberOwner(toNumber);
+    if (owner !== null && owner.tenantId !== tenantId) log.warn("call.number_moved", {});
+    return owner?.tenantId === tenantId ? owner.agent : null;
+  }
+
+  async function resumeCall(callSid: string, handoff: number) {
+    if (!deps.store.resumeCall) throw new Error("the turn store cannot resume calls");
+    const [call, turns] = await Promise.all([
+      deps.store.resumeCall(callSid, handoff),
+      deps.store.loadTurns(callSid),
+    ]);
+    return { call, turns };
   }
 
   function openModel(modelName: string): void {
@@ -223,10 +303,32 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   return {
     done,
     shutdown: async (reason) => {
-      bridge.fail(`worker_shutdown:${reason}`);
+      if (bridge.phase === "connecting" || bridge.phase === "live") {
+        log.info("call.handoff_on_shutdown", { reason });
+        bridge.handOff("beforeunload");
+      } else {
+        bridge.fail(`worker_shutdown:${reason}`);
+      }
       if (ending) await ending;
     },
   };
+}
+
+const CLOSE_REASONS: Record<CallOutcome["status"], string> = {
+  completed: "call ended",
+  failed: "call failed",
+  handed_off: "call handed off",
+};
+
+/** The resume parameters of a stream that continues a handed-off call; null on a first stream. */
+function resumeParams(
+  params: Record<string, string>,
+): { handoff: number; mode: ResumeMode } | null | "invalid" {
+  const handoff = params[STREAM_PARAMS.handoff];
+  const mode = params[STREAM_PARAMS.resume];
+  if (handoff === undefined && mode === undefined) return null;
+  if (!/^[1-9][0-9]{0,5}$/.test(handoff ?? "") || !isResumeMode(mode)) return "invalid";
+  return { handoff: Number(handoff), mode };
 }
 
 function snakeCase(stats: object): Record<string, number> {
@@ -249,7 +351,7 @@ function closeQuietly(socket: WebSocket | null, code: number, reason: string): v
 
 /** Item ids must be unique within the model session and, because a resumed call keeps its
  * CallSid, across sessions too: a random part per session, a counter per item (max 32 chars). */
-function itemIdFactory(): (kind: "greeting" | "dtmf") => string {
+function itemIdFactory(): (kind: ItemKind) => string {
   const session = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
   let counter = 0;
   return (kind) => `${kind}_${session}_${++counter}`;

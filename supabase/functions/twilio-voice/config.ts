@@ -5,10 +5,13 @@ export const FUNCTION_PATH = "/functions/v1/twilio-voice";
 export const DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime";
 // Announced to retire 2027-01-20 (successor gpt-realtime-2.1): hence overridable per deploy and per tenant.
 export const DEFAULT_REALTIME_MODEL = "gpt-realtime";
-// Supabase's paid-plan wall clock per worker; the free plan's is 150 s.
+// Supabase's paid-plan wall clock per worker; on the free plan set WALL_CLOCK_LIMIT_S=150. Calls
+// are handed off to a fresh worker shortly before it (handoff.ts).
 // https://supabase.com/docs/guides/functions/limits
 export const DEFAULT_WALL_CLOCK_LIMIT_S = 400;
 export const DEFAULT_PORT = 8000;
+// Plain Deno only: all interfaces, as a container needs; `supactl dev` sets HOST=127.0.0.1.
+export const DEFAULT_HOST = "0.0.0.0";
 
 export type TurnStoreKind = "rest" | "postgres";
 
@@ -27,6 +30,7 @@ export interface Config {
   supabaseDbUrl: string | null;
   wallClockLimitS: number;
   port: number;
+  host: string;
 }
 
 export class ConfigError extends Error {
@@ -100,6 +104,7 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
     supabaseDbUrl,
     wallClockLimitS: wallClockLimitS!,
     port: port!,
+    host: read("HOST") ?? DEFAULT_HOST,
   };
 }
 

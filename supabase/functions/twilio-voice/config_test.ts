@@ -31,6 +31,7 @@ Deno.test("deployed defaults derive the public and stream URLs from SUPABASE_URL
   assert.equal(config.turnStore, "rest");
   assert.equal(config.wallClockLimitS, 400);
   assert.equal(config.port, 8000);
+  assert.equal(config.host, "0.0.0.0");
 });
 
 Deno.test("PUBLIC_URL wins and a local http URL streams over ws", () => {
@@ -43,6 +44,7 @@ Deno.test("PUBLIC_URL wins and a local http URL streams over ws", () => {
     OPENAI_REALTIME_MODEL: "gpt-realtime-2.1",
     WALL_CLOCK_LIMIT_S: "150",
     PORT: "54321",
+    HOST: "127.0.0.1",
   }));
   assert.equal(config.publicUrl, "http://127.0.0.1:54321/functions/v1/twilio-voice");
   assert.equal(config.streamUrl, "ws://127.0.0.1:54321/functions/v1/twilio-voice");
@@ -50,6 +52,7 @@ Deno.test("PUBLIC_URL wins and a local http URL streams over ws", () => {
   assert.equal(config.realtimeModel, "gpt-realtime-2.1");
   assert.equal(config.wallClockLimitS, 150);
   assert.equal(config.port, 54321);
+  assert.equal(config.host, "127.0.0.1");
 });
 
 Deno.test("every problem is reported at once, by name and never by value", () => {

@@ -52,8 +52,14 @@ const QUIET_WINDOW_MAX_SHARE = 0.5;
  */
 export function handoffSchedule(limitS: number, originMs: number, streamStartMs: number): HandoffSchedule {
   const limitMs = limitS * 1000;
-  const margin = Math.min(Math.max(FORCE_MARGIN_MIN_MS, limitMs * FORCE_MARGIN_SHARE), limitMs * FORCE_MARGIN_MAX_SHARE);
-  const window = Math.min(Math.max(QUIET_WINDOW_MIN_MS, limitMs * QUIET_WINDOW_SHARE), limitMs * QUIET_WINDOW_MAX_SHARE);
+  const margin = Math.min(
+    Math.max(FORCE_MARGIN_MIN_MS, limitMs * FORCE_MARGIN_SHARE),
+    limitMs * FORCE_MARGIN_MAX_SHARE,
+  );
+  const window = Math.min(
+    Math.max(QUIET_WINDOW_MIN_MS, limitMs * QUIET_WINDOW_SHARE),
+    limitMs * QUIET_WINDOW_MAX_SHARE,
+  );
   const base = streamStartMs > originMs + limitMs - window ? streamStartMs : originMs;
   return { quietFromMs: base + limitMs - window, forceAtMs: base + limitMs - margin };
 }
@@ -98,6 +104,7 @@ export function isResumeMode(value: string | undefined): value is ResumeMode {
 }
 
 /** Told to the new model session (a system item) when it must speak first after a handoff. */
-export const RESUME_PROMPT = "The phone line was just moved to a new connection and the caller is still on it. " +
+export const RESUME_PROMPT =
+  "The phone line was just moved to a new connection and the caller is still on it. " +
   "Do not greet the caller again. If your last reply was cut off, finish it briefly without " +
   "repeating what you already said; if the caller's last message has no answer yet, answer it now.";

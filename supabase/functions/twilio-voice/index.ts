@@ -9,13 +9,18 @@ import { createPostgresBackend } from "./store_postgres.ts";
 import { createRestBackend } from "./store_rest.ts";
 import { TurnStore } from "./turn_store.ts";
 
+// Supabase counts a worker's wall clock from the worker's start, and a worker serves many calls:
+// the handoff budget runs from here (module evaluation, as early as this code can see). See
+// handoff.ts for why plain Deno counts per stream instead.
+const WORKER_STARTED_AT = performance.now();
+
 /** What Supabase's Edge Runtime adds to the global scope; absent on plain Deno. */
 interface EdgeRuntimeApi {
   waitUntil(promise: Promise<unknown>): void;
 }
 
-// On beforeunload the runtime is about to end the worker (wall clock, CPU or memory limit); the
-// writes have to land within its short grace period.
+// On beforeunload the runtime is about to end the worker (wall clock, CPU or memory limit): live
+// calls are handed off to a fresh worker, and the writes have to land within its short grace period.
 const SHUTDOWN_FLUSH_MS = 2_000;
 
 const edgeRuntime = (globalThis as { EdgeRuntime?: EdgeRuntimeApi }).EdgeRuntime;
@@ -78,6 +83,7 @@ function main(): void {
       flush: async (timeoutMs) => void await turnStore.flush(timeoutMs),
     }),
     waitUntil: edgeRuntime ? (promise) => edgeRuntime.waitUntil(promise) : undefined,
+    workerStartedAt: edgeRuntime ? WORKER_STARTED_AT : null,
   });
 
   const shutdown = async (reason: string) => {
@@ -104,10 +110,12 @@ function main(): void {
   }
   const server = Deno.serve({
     port: config.port,
+    hostname: config.host,
     onListen: ({ hostname, port }) =>
       log.info("server.listening", { hostname, port, turn_store: config.turnStore }),
   }, (request) => app.handle(request));
-  // Plain Deno gets no beforeunload on a signal: end calls cleanly before a container stops.
+  // Plain Deno gets no beforeunload on a signal: hand calls off cleanly before a container stops
+  // (another instance behind the same URL answers Twilio's connect action).
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {
       Deno.addSignalListener(signal, async () => {

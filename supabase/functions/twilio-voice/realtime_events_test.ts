@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  assistantTextItem,
   decodeServerEvent,
   encodeClientEvent,
   flattenUsage,
@@ -209,4 +210,31 @@ Deno.test("flattenUsage keeps numbers only", () => {
     input_tokens: 1,
   });
   assert.deepEqual(flattenUsage(null), {});
+});
+
+Deno.test("the end of caller speech and the reply's transcript deltas decode (the handoff waits on them)", () => {
+  assert.deepEqual(
+    decodeServerEvent(JSON.stringify({ type: "input_audio_buffer.speech_stopped", item_id: "item_u" })),
+    {
+      ok: true,
+      frame: { type: "input_audio_buffer.speech_stopped", itemId: "item_u" },
+    },
+  );
+  assert.deepEqual(
+    decodeServerEvent(
+      JSON.stringify({ type: "response.output_audio_transcript.delta", item_id: "item_a", delta: "Hel" }),
+    ),
+    { ok: true, frame: { type: "response.output_audio_transcript.delta", itemId: "item_a", delta: "Hel" } },
+  );
+});
+
+Deno.test("restored assistant turns encode as GA assistant messages with output_text", () => {
+  assert.equal(
+    encodeClientEvent({
+      type: "conversation.item.create",
+      item: assistantTextItem("restored_1", "Nine to five."),
+    }),
+    '{"type":"conversation.item.create","item":{"id":"restored_1","type":"message","role":"assistant",' +
+      '"content":[{"type":"output_text","text":"Nine to five."}]}}',
+  );
 });

@@ -35,6 +35,9 @@ Deno.test("each resumed stream gets its own token, and a first stream's token ca
   assert.equal(new Set([first, second, third]).size, 3);
   assert.ok(await isValidStreamToken("auth", { ...claims, resume: "1:listen" }, second));
   assert.ok(!await isValidStreamToken("auth", { ...claims, resume: "1:listen" }, first));
-  assert.ok(!await isValidStreamToken("auth", { ...claims, resume: "1:reply" }, second), "the mode is signed");
+  assert.ok(
+    !await isValidStreamToken("auth", { ...claims, resume: "1:reply" }, second),
+    "the mode is signed",
+  );
   assert.ok(!await isValidStreamToken("auth", claims, second));
 });

@@ -253,7 +253,13 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
     const callSid = await withAdmin((sql) => seedCall(sql, tenant));
     const at = new Date(Date.now() - 2_000);
     const usage = { input_tokens: 10 };
-    await backend.finishCall({ callSid, status: "handed_off", endReason: "handoff:quiet:listen", usage, endedAt: at });
+    await backend.finishCall({
+      callSid,
+      status: "handed_off",
+      endReason: "handoff:quiet:listen",
+      usage,
+      endedAt: at,
+    });
     assertEquals(await backend.getCall(callSid), {
       callSid,
       tenantId: tenant.tenantId,
@@ -271,7 +277,14 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
     const callSid = await withAdmin((sql) => seedCall(sql, tenant));
     const usage = { input_tokens: 10 };
     await backend.finishCall({ callSid, status: "handed_off", endReason: "handoff:forced:reply", usage });
-    const resumed = { callSid, tenantId: tenant.tenantId, status: "in_progress", endReason: null, handoffCount: 1, usage };
+    const resumed = {
+      callSid,
+      tenantId: tenant.tenantId,
+      status: "in_progress",
+      endReason: null,
+      handoffCount: 1,
+      usage,
+    };
     assertEquals(await backend.resumeCall(callSid, 1), resumed);
     // Twilio may retry the connect action, or a late handoff write may land again: still one.
     assertEquals(await backend.resumeCall(callSid, 1), resumed);
