@@ -126,12 +126,15 @@ def _targets(levels: list[dict]) -> list[str]:
     ratios = []
     for level in levels:
         relay = found.get(("relay", level["calls"]))
-        if level["target"] == "bridge" and relay and level["cpu_s_per_call_minute"] and relay["cpu_s_per_call_minute"]:
+        # A collapsed level (calls not live) divides the CPU among the wrong number of calls.
+        complete = relay and level["calls_live"] == level["calls"] and relay["calls_live"] == relay["calls"]
+        if level["target"] == "bridge" and complete and level["cpu_s_per_call_minute"] and relay["cpu_s_per_call_minute"]:
             ratios.append((level["calls"], level["cpu_s_per_call_minute"] / relay["cpu_s_per_call_minute"]))
     if ratios:
         shown = ", ".join(f"{ratio:.2f}× at {calls}" for calls, ratio in ratios)
         worst = max(ratio for _, ratio in ratios)
-        lines.append(f"- **CPU per call-minute ≤ {TARGET_CPU_RATIO}× the minimal relay's**: {shown} — "
+        lines.append(f"- **CPU per call-minute ≤ {TARGET_CPU_RATIO}× the minimal relay's** (levels where every call of "
+                     f"both was live): {shown} — "
                      f"**{'met' if worst <= TARGET_CPU_RATIO else 'missed'}** (worst {worst:.2f}×).")
     costs = [(level["calls"], level["cpu_s_per_400s_call"]) for level in levels
              if level["target"] == "bridge" and level["cpu_s_per_400s_call"] is not None]
@@ -170,6 +173,16 @@ def _profile_rows(profile: dict) -> list[str]:
              for row in profile["top_functions"]]
     rows += ["", "| file | share of busy time |", "|---|---|"]
     rows += [f"| {row['where']} | {row['self_pct']}% |" for row in profile["by_file"]]
+    own = sum(row["self_pct"] for row in profile["by_file"] if row["where"].endswith(".ts")
+              and not row["where"].startswith("ext:"))
+    rows += [
+        "",
+        f"The function's own code (its `.ts` files) is {own:.1f}% of the busy time, about "
+        f"{own / 100 * profile['busy_us_per_frame']:.1f} µs per frame; the rest is the runtime moving WebSocket "
+        "messages. So the cost follows the number of messages per caller frame: the bridge handles six (media in, "
+        "append out, delta in, media out, mark out, mark echo in), the minimal relay four. The peer here answers "
+        "each 20 ms frame with a 20 ms delta, the worst case for one mark per delta.",
+    ]
     return rows
 
 
@@ -178,13 +191,12 @@ def render(result: dict, docs: Path) -> str:
     crashes = [level for level in result["levels"] if "error" in level]
     series = {}
     for target in TARGET_LABELS:
-        for direction, label in (("uplink", "caller→model"), ("downlink", "model→caller")):
-            points = [(level["calls"], level[direction]["p99_ms"]) for level in levels
-                      if level["target"] == target and level[direction]["p99_ms"] is not None]
-            if points:
-                series[f"{target} {label}"] = points
-    svg = line_chart(series, title="p99 per-frame latency through the server", x_label="concurrent calls (N)",
-                     y_label="p99 ms (log)", log_y=True, width=760)
+        points = [(level["calls"], _p99(level)) for level in levels
+                  if level["target"] == target and _p99(level) is not None]
+        if points:
+            series[target] = points
+    svg = line_chart(series, title="p99 per-frame latency through the server (worse direction)",
+                     x_label="concurrent calls (N)", y_label="p99 ms (log)", log_y=True)
     docs.mkdir(parents=True, exist_ok=True)
     (docs / PLOT_NAME).write_text(svg)
     broke = result.get("broke_at") or {}
@@ -207,7 +219,7 @@ def render(result: dict, docs: Path) -> str:
         "",
         *_level_rows(levels),
         "",
-        f"![p99 against N]({PLOT_NAME})",
+        f"![p99 against N, worse of the two directions: bridge, relay, relay_nodelay]({PLOT_NAME})",
         "",
         *[f"**{level['target']} at N = {level['calls']} did not complete:** "
           f"`{level['error'].strip().splitlines()[0][:300]}`\n" for level in crashes],

@@ -27,6 +27,11 @@ import { base64ByteLength } from "./wire.ts";
 // µ-law at 8 kHz is 8 bytes per millisecond.
 // https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message
 const MULAW_BYTES_PER_MS = 8;
+// A mark after every model delta made marks a third of the bridge's socket traffic (bench/: 6
+// messages per caller frame against the relay's 4, with 20 ms deltas). One mark per 100 ms of
+// audio, plus one where a response ends, keeps barge-in's truncate within 100 ms of what the
+// caller heard.
+export const MARK_EVERY_MS = 100;
 // Caller audio kept while the model session is being set up: 500 Twilio frames of 20 ms = 10 s,
 // ~110 KB of base64. Setup normally takes well under 2 s; past this the oldest audio goes first.
 export const MAX_BUFFERED_FRAMES = 500;
@@ -132,6 +137,8 @@ export class CallBridge {
   readonly #assistant = new Map<string, AssistantItem>();
   /** Marks sent and not yet echoed, by name. */
   readonly #outstandingMarks = new Map<string, AssistantItem>();
+  /** Items with audio sent to Twilio after their last mark. */
+  readonly #unmarked = new Set<AssistantItem>();
   /** Marks Twilio will echo because of a clear: they say nothing about what was heard. */
   readonly #clearedMarks = new Set<string>();
   readonly #cutResponses = new Set<string>();
@@ -194,7 +201,7 @@ export class CallBridge {
 
   /** Whether nobody is speaking and nothing said is still on its way to the store. */
   get quiet(): boolean {
-    return this.phase === "live" && this.#outstandingMarks.size === 0 && !this.#callerSpeaking &&
+    return this.phase === "live" && !this.#audioQueued && !this.#callerSpeaking &&
       this.#activeResponse === null && !this.#replyOwed && !this.#replyPending &&
       this.#awaitingTranscript.size === 0;
   }
@@ -207,12 +214,12 @@ export class CallBridge {
   handOff(trigger: HandoffTrigger): void {
     if (this.phase !== "connecting" && this.phase !== "live") return;
     const mode: ResumeMode = this.#activeResponse !== null || this.#replyOwed || this.#replyPending ||
-        this.#outstandingMarks.size > 0
+        this.#audioQueued
       ? "reply"
       : "listen";
     for (const item of this.#assistant.values()) {
       const text = item.transcript ?? item.spoken;
-      const unheard = item.markedMs > item.heardMs || item.transcript === null;
+      const unheard = sentMs(item) > item.heardMs || item.transcript === null;
       if (item.interrupted || !unheard || !text.trim()) continue;
       item.interrupted = true;
       this.#storeTurn("assistant", item.id, text, true);
@@ -447,15 +454,30 @@ export class CallBridge {
       return;
     }
     this.sink.twilioMedia(delta);
+    const before = sentMs(item);
     item.sentBytes += base64ByteLength(delta);
-    const sentMs = Math.floor(item.sentBytes / MULAW_BYTES_PER_MS);
-    if (sentMs > item.markedMs) {
-      this.stats.assistantAudioMs += sentMs - item.markedMs;
-      item.markedMs = sentMs;
-      const name = `${itemId}:${sentMs}`;
-      this.#outstandingMarks.set(name, item);
-      this.sink.twilioMark(name);
-    }
+    const sent = sentMs(item);
+    this.stats.assistantAudioMs += sent - before;
+    if (sent - item.markedMs >= MARK_EVERY_MS) this.#mark(item, sent);
+    else if (sent > item.markedMs) this.#unmarked.add(item);
+  }
+
+  /** Ask Twilio to echo `item:ms` once the audio up to it has played. */
+  #mark(item: AssistantItem, ms: number): void {
+    item.markedMs = ms;
+    const name = `${item.id}:${ms}`;
+    this.#outstandingMarks.set(name, item);
+    this.#unmarked.delete(item);
+    this.sink.twilioMark(name);
+  }
+
+  #markRemainingAudio(): void {
+    for (const item of this.#unmarked) this.#mark(item, sentMs(item));
+  }
+
+  /** Assistant audio sent to Twilio that it has not reported played. */
+  get #audioQueued(): boolean {
+    return this.#outstandingMarks.size > 0 || this.#unmarked.size > 0;
   }
 
   /** Barge-in: the caller talks over audio Twilio still has queued. */
@@ -464,18 +486,18 @@ export class CallBridge {
     // The server cancels the running response itself (interrupt_response); deltas already on
     // the wire for it must not reach the caller.
     if (this.#activeResponse) this.#cutResponses.add(this.#activeResponse);
-    if (this.#outstandingMarks.size === 0) return;
+    if (!this.#audioQueued) return;
     this.stats.bargeIns++;
     this.sink.twilioClear();
     for (const item of this.#assistant.values()) {
-      if (item.cut || item.markedMs <= item.heardMs) continue;
+      if (item.cut || sentMs(item) <= item.heardMs) continue;
       item.cut = true;
       // What the marks say was played; later items never played and get 0.
       this.sink.model({
         type: "conversation.item.truncate",
         item_id: item.id,
         content_index: 0,
-        audio_end_ms: Math.min(item.heardMs, item.markedMs),
+        audio_end_ms: Math.min(item.heardMs, sentMs(item)),
       });
       if (!item.interrupted) {
         item.interrupted = true;
@@ -484,6 +506,7 @@ export class CallBridge {
     }
     for (const name of this.#outstandingMarks.keys()) this.#clearedMarks.add(name);
     this.#outstandingMarks.clear();
+    this.#unmarked.clear();
     this.sink.log("info", "call.barge_in", { barge_ins: this.stats.bargeIns });
   }
 
@@ -498,6 +521,7 @@ export class CallBridge {
     if (this.#activeResponse === event.responseId || this.#activeResponse === "") this.#activeResponse = null;
     this.#cutResponses.delete(event.responseId);
     this.#addUsage(event.usage, "");
+    this.#markRemainingAudio();
     for (const { itemId, transcript } of event.transcripts) {
       if (this.#assistant.get(itemId)?.transcript == null) this.#onAssistantTranscript(itemId, transcript);
     }
@@ -574,4 +598,8 @@ export class CallBridge {
     this.#buffered = [];
     this.sink.end({ callSid: this.callSid, status, reason, usage: this.usage, stats: this.stats });
   }
+}
+
+function sentMs(item: AssistantItem): number {
+  return Math.floor(item.sentBytes / MULAW_BYTES_PER_MS);
 }

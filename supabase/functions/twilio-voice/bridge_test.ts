@@ -226,17 +226,54 @@ Deno.test("a greeting makes the assistant speak first, and its prompt is not a t
   ]);
 });
 
-Deno.test("assistant audio goes to Twilio unchanged, each delta followed by a mark of item and ms sent", () => {
+Deno.test("assistant audio goes to Twilio unchanged, marked every 100 ms and where the response ends", () => {
   const { sink, bridge } = liveBridge();
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
   bridge.onModelEvent(delta("item_a", 100));
   bridge.onModelEvent(delta("item_a", 60));
+  bridge.onModelEvent(delta("item_a", 60));
+  bridge.onModelEvent(delta("item_a", 20));
   assert.deepEqual(sink.drain(), [
     { to: "twilio", media: audio(100) },
     { to: "twilio", mark: "item_a:100" },
     { to: "twilio", media: audio(60) },
-    { to: "twilio", mark: "item_a:160" },
+    { to: "twilio", media: audio(60) },
+    { to: "twilio", mark: "item_a:220" },
+    { to: "twilio", media: audio(20) },
   ]);
-  assert.equal(bridge.stats.assistantAudioMs, 160);
+  assert.equal(bridge.stats.assistantAudioMs, 240);
+  assert.equal(bridge.quiet, false, "20 ms sent after the last mark is still queued at Twilio");
+  bridge.onModelEvent({
+    type: "response.done",
+    responseId: "resp_1",
+    status: "completed",
+    reason: null,
+    usage: {},
+    transcripts: [],
+  });
+  assert.deepEqual(sink.drain(), [{ to: "twilio", mark: "item_a:240" }]);
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:220" });
+  assert.equal(bridge.quiet, false);
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:240" });
+  assert.equal(bridge.quiet, true);
+});
+
+Deno.test("speech over audio sent since the last mark is still a barge-in", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onModelEvent(delta("item_a", 100));
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
+  bridge.onModelEvent(delta("item_a", 40));
+  sink.drain();
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
+  assert.deepEqual(sink.drain(), [
+    { to: "twilio", clear: true },
+    {
+      to: "model",
+      event: { type: "conversation.item.truncate", item_id: "item_a", content_index: 0, audio_end_ms: 100 },
+    },
+  ]);
 });
 
 Deno.test("barge-in clears Twilio and truncates to what the marks say was heard", () => {
@@ -245,7 +282,7 @@ Deno.test("barge-in clears Twilio and truncates to what the marks say was heard"
   bridge.onModelEvent(delta("item_a", 100));
   bridge.onModelEvent(delta("item_a", 100));
   bridge.onModelEvent(delta("item_a", 100));
-  bridge.onModelEvent(delta("item_b", 80));
+  bridge.onModelEvent(delta("item_b", 100));
   bridge.onModelEvent({
     type: "response.output_audio_transcript.done",
     itemId: "item_a",
@@ -274,7 +311,7 @@ Deno.test("barge-in clears Twilio and truncates to what the marks say was heard"
 
   // Twilio echoes the pending marks at once because of the clear: they were never heard.
   bridge.onTwilioFrame({ event: "mark", name: "item_a:300" });
-  bridge.onTwilioFrame({ event: "mark", name: "item_b:80" });
+  bridge.onTwilioFrame({ event: "mark", name: "item_b:100" });
   assert.equal(bridge.stats.marksIgnored, 2);
   // Deltas already on the wire for the cancelled response are dropped.
   bridge.onModelEvent(delta("item_b", 20));
@@ -297,8 +334,8 @@ Deno.test("barge-in clears Twilio and truncates to what the marks say was heard"
     transcripts: [],
   });
   bridge.onModelEvent({ type: "response.created", responseId: "resp_2" });
-  bridge.onModelEvent(delta("item_c", 20, "resp_2"));
-  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(20) }, { to: "twilio", mark: "item_c:20" }]);
+  bridge.onModelEvent(delta("item_c", 100, "resp_2"));
+  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(100) }, { to: "twilio", mark: "item_c:100" }]);
 });
 
 Deno.test("truncation never exceeds the audio sent, even when a mark claims more", () => {
@@ -319,8 +356,8 @@ Deno.test("truncation never exceeds the audio sent, even when a mark claims more
 
 Deno.test("speech with nothing queued at Twilio is not a barge-in", () => {
   const { sink, bridge } = liveBridge();
-  bridge.onModelEvent(delta("item_a", 40));
-  bridge.onTwilioFrame({ event: "mark", name: "item_a:40" });
+  bridge.onModelEvent(delta("item_a", 100));
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
   sink.drain();
   bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
   assert.deepEqual(sink.drain(), []);
@@ -330,11 +367,11 @@ Deno.test("speech with nothing queued at Twilio is not a barge-in", () => {
 Deno.test("a tenant that turned interruption off is never cut off", () => {
   const { sink, bridge } = liveBridge({ turnDetection: { type: "server_vad", interrupt_response: false } });
   bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
-  bridge.onModelEvent(delta("item_a", 40));
+  bridge.onModelEvent(delta("item_a", 100));
   sink.drain();
   bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
-  bridge.onModelEvent(delta("item_a", 40));
-  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(40) }, { to: "twilio", mark: "item_a:80" }]);
+  bridge.onModelEvent(delta("item_a", 100));
+  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(100) }, { to: "twilio", mark: "item_a:200" }]);
 });
 
 Deno.test("turns are numbered by their place in the conversation, not by arrival", () => {
