@@ -43,15 +43,25 @@ def query_section(quick: bool) -> str:
 
 
 def cli_section(quick: bool) -> str:
-    from bench import cli_bench
+    from bench import cli_bench, up_bench
 
     r = cli_bench.run(runs=3 if quick else 15)
+    up = up_bench.run(repeats=1 if quick else 3)
     rows = [{"command": k.removesuffix("_s").replace("_", " "), "median seconds": v} for k, v in r.items()
             if k.endswith("_s")]
     ratio = f"\n\n`supactl --help` / `supabase --help`: **{r['help_ratio']}×**.\n" if "help_ratio" in r else (
         "\n\n(`supabase` CLI not found: set SUPABASE_CLI to include the ratio.)\n"
     )
-    return f"## CLI cold start\n\nMedian of {r['runs']} fresh processes.\n\n" + _table(rows) + ratio
+    up_rows = [
+        {"run": "first (migrations, secrets, deploy, number)", "median seconds": up["first_run_s"]},
+        {"run": "second (everything unchanged)", "median seconds": up["second_run_s"]},
+    ]
+    return (
+        f"## CLI cold start\n\nMedian of {r['runs']} fresh processes.\n\n" + _table(rows) + ratio
+        + f"\n### `supactl up` end to end\n\nA fresh `supactl up --json` process in a project made by "
+        "`supactl init`, against the local Management API and Twilio contract servers and a real Postgres "
+        f"(bench/up_bench.py); median of {up['repeats']} projects.\n\n" + _table(up_rows) + "\n"
+    )
 
 
 def bridge_section(quick: bool) -> str:

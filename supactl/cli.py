@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from supactl import __version__
+from supactl.commands._edge import HELP_MARKUP
 from supactl.commands import db as db_commands
 from supactl.commands import tenants as tenant_commands
 from supactl.commands.twilio import twilio_app
@@ -16,6 +17,7 @@ from supactl.commands import call as call_commands, calls as calls_commands, dev
 from supactl.commands import cloud as cloud_commands, secrets as secrets_commands
 
 app = typer.Typer(
+    rich_markup_mode=HELP_MARKUP,
     name="supactl",
     help="An AI phone agent on Supabase, per tenant, deployed in one command.",
     no_args_is_help=True,

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from bench import bridge_load, bridge_report, cli_bench, query_bench
+from bench import bridge_load, bridge_report, cli_bench, query_bench, up_bench
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +28,12 @@ def test_cli_benchmark_produces_cold_start_times():
     result = cli_bench.run(runs=1)
 
     assert all(is_number(result[key]) for key in ("supactl_help_s", "supactl_version_s", "bare_python_s"))
+
+
+def test_up_benchmark_times_a_changing_and_an_unchanged_run():
+    result = up_bench.run(repeats=1)
+
+    assert is_number(result["first_run_s"]) and is_number(result["second_run_s"])
 
 
 def test_bridge_benchmark_relays_frames_through_function_and_relay_and_profiles(tmp_path):

@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, print_json
+from supactl.commands._edge import cli_errors, command_group, print_json
 
-calls_app = typer.Typer(help="Read the call log and transcripts.", no_args_is_help=True)
+calls_app = command_group("Read the call log and transcripts.")
 
 DB_URL = typer.Option(None, "--db-url", help="Postgres URL (default: SUPABASE_DB_URL, .env, then .supactl/dev.env).")
 JWT = typer.Option(None, "--jwt", help="Read as this user's JWT (row-level security applies).", show_default=False)

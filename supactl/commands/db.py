@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, echo, print_json
+from supactl.commands._edge import cli_errors, command_group, echo, print_json
 
-app = typer.Typer(help="Apply and inspect database migrations.", no_args_is_help=True)
+app = command_group("Apply and inspect database migrations.")
 
 DB_URL = typer.Option(None, "--db-url", help="Postgres connection URL (default: SUPABASE_DB_URL, then .env).")
 MIGRATIONS_DIR = typer.Option(

@@ -8,10 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, echo, print_json
+from supactl.commands._edge import cli_errors, command_group, echo, print_json
 from supactl.commands._options import JSON, PROJECT_REF, VERBOSE, WORKDIR, management
 
-secrets_app = typer.Typer(help="Manage the Edge Functions' secrets (environment).", no_args_is_help=True)
+secrets_app = command_group("Manage the Edge Functions' secrets (environment).")
 
 DIGEST_SHOWN = 16  # hex digits of the digest in tables; --json carries all 64
 

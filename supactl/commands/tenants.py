@@ -6,10 +6,10 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, echo, print_json
+from supactl.commands._edge import cli_errors, command_group, echo, print_json
 
-tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
-numbers_app = typer.Typer(help="Assign phone numbers to tenants.", no_args_is_help=True)
+tenants_app = command_group("Manage tenants.")
+numbers_app = command_group("Assign phone numbers to tenants.")
 
 DB_URL = typer.Option(None, "--db-url", help="Postgres connection URL (default: SUPABASE_DB_URL, then .env).")
 JSON = typer.Option(False, "--json", help="Print the result as JSON.")

@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, echo, print_json
+from supactl.commands._edge import cli_errors, command_group, echo, print_json
 
-twilio_app = typer.Typer(help="Point Twilio phone numbers at the function.", no_args_is_help=True)
+twilio_app = command_group("Point Twilio phone numbers at the function.")
 
 FUNCTION_URL = typer.Option(
     None, "--function-url",

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.contract_servers.local_http import LocalHttpServer
+from .local_http import LocalHttpServer
 
 TOKEN = re.compile(r"^sbp_(oauth_)?[a-f0-9]{40}$")
 REF = r"(?P<ref>[a-z]{20})"

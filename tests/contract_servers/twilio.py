@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.contract_servers.local_http import LocalHttpServer
+from .local_http import LocalHttpServer
 
 API_VERSION = "2010-04-01"
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")

@@ -11,6 +11,7 @@ import type { Config } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import type { CallRecord, StoreBackend } from "./store.ts";
 import { streamToken } from "./stream_token.ts";
+import type { TurnStore } from "./turn_store.ts";
 import { isValidSignature, type Param } from "./twilio_signature.ts";
 import { apologyTwiml, connectStreamTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
 
@@ -22,6 +23,15 @@ export const AFTER_STREAM_QUERY = "event=stream-ended";
 const CALL_SID = /^CA[0-9A-Za-z]{32}$/;
 const MAX_FORM_BYTES = 64 * 1024;
 const RECENT_OUTCOMES = 1000;
+
+/** Each call writes through the one TurnStore of the worker, so a shutdown flushes them all. */
+export function turnStoreWriters(turnStore: TurnStore): CallSessionDeps["openWriter"] {
+  return (callSid) => ({
+    record: (row) => turnStore.record(row),
+    finish: (end) => void turnStore.finish({ callSid, ...end }),
+    flush: async (timeoutMs) => void await turnStore.flush(timeoutMs),
+  });
+}
 
 export interface AppDeps {
   config: Config;

@@ -3,7 +3,7 @@
 // stream client that signs its upgrade. The state machine's cases live in bridge_test.ts.
 
 import assert from "node:assert/strict";
-import { AFTER_STREAM_QUERY, type App, createApp } from "./app.ts";
+import { AFTER_STREAM_QUERY, type App, createApp, turnStoreWriters } from "./app.ts";
 import { type Config, loadConfig } from "./config.ts";
 import { RESUME_PROMPT } from "./handoff.ts";
 import { createLogger } from "./log.ts";
@@ -82,11 +82,7 @@ function startHarness(
     config,
     store: backend,
     log,
-    openWriter: (callSid) => ({
-      record: (row) => turnStore.record(row),
-      finish: (end) => void turnStore.finish({ callSid, ...end }),
-      flush: async (timeoutMs) => void await turnStore.flush(timeoutMs),
-    }),
+    openWriter: turnStoreWriters(turnStore),
     setupTimeoutMs: 3_000,
   });
   const server = Deno.serve(

@@ -243,14 +243,7 @@ Deno.test("assistant audio goes to Twilio unchanged, marked every 100 ms and whe
   ]);
   assert.equal(bridge.stats.assistantAudioMs, 240);
   assert.equal(bridge.quiet, false, "20 ms sent after the last mark is still queued at Twilio");
-  bridge.onModelEvent({
-    type: "response.done",
-    responseId: "resp_1",
-    status: "completed",
-    reason: null,
-    usage: {},
-    transcripts: [],
-  });
+  responseDone(bridge, "resp_1", "item_a", "Hello there.");
   assert.deepEqual(sink.drain(), [{ to: "twilio", mark: "item_a:240" }]);
   bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
   bridge.onTwilioFrame({ event: "mark", name: "item_a:220" });

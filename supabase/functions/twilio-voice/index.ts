@@ -1,7 +1,7 @@
 // Entry point of the twilio-voice Edge Function. The same file runs on Supabase's Edge Runtime
 // (Deno 2.1) and on plain Deno (`deno run -A index.ts`, listening on PORT, default 8000).
 
-import { createApp } from "./app.ts";
+import { createApp, turnStoreWriters } from "./app.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createLogger, errorMessage, type Logger } from "./log.ts";
 import type { StoreBackend } from "./store.ts";
@@ -77,11 +77,7 @@ function main(): void {
     config,
     store: backend,
     log,
-    openWriter: (callSid) => ({
-      record: (row) => turnStore.record(row),
-      finish: (end) => void turnStore.finish({ callSid, ...end }),
-      flush: async (timeoutMs) => void await turnStore.flush(timeoutMs),
-    }),
+    openWriter: turnStoreWriters(turnStore),
     waitUntil: edgeRuntime ? (promise) => edgeRuntime.waitUntil(promise) : undefined,
     workerStartedAt: edgeRuntime ? WORKER_STARTED_AT : null,
   });
