@@ -155,7 +155,7 @@ def run_level(target: str, calls: int, db: Database, workdir: Path, *, ramp_per_
         "PORT": str(server_port),
         "PUBLIC_URL": function_url,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "OPENAI_API_KEY": "sk-bench-not-a-real-key",
+        "OPENAI_API_KEY": "sk-fake-bench-key-not-real",
         "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{peer_port}/v1/realtime",
         "TURN_STORE": "postgres",
         "SUPABASE_DB_URL": db.url,
