@@ -94,6 +94,16 @@ function main(): void {
       log.error("worker.shutdown_failed", { message: errorMessage(error) });
     }
   };
+  // A socket error in one call (postgres.js under Deno can raise "write UNKNOWN" on a connection
+  // the server reset) must not end the worker and every other call on it.
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    log.error("worker.uncaught_error", { message: errorMessage(event.error ?? event.message) });
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    log.error("worker.unhandled_rejection", { message: errorMessage(event.reason) });
+  });
   globalThis.addEventListener("beforeunload", (event) => {
     const reason = (event as CustomEvent<{ reason?: string }>).detail?.reason ?? "unload";
     const flushed = shutdown(String(reason));

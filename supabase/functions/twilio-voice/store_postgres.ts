@@ -23,6 +23,8 @@ export interface PostgresStoreOptions {
   connectTimeoutSeconds?: number;
   /** Shown in pg_stat_activity; tests use a unique one to find (and kill) their connections. */
   applicationName?: string;
+  /** How long a query may go unanswered before its pool is replaced (default 5 s). */
+  queryTimeoutMs?: number;
 }
 
 // postgres.js's own error codes for a socket that failed, closed or never opened, plus the Node
@@ -58,11 +60,23 @@ export function storeErrorFromPostgres(error: unknown): StoreError {
   return new StoreError(text, { code: "UNKNOWN", permanent: false, cause: error });
 }
 
-class PostgresStoreBackend implements StoreBackend {
-  readonly #sql: postgres.Sql;
+// Under Deno, a query caught on a connection reset mid-write can stay unanswered forever and the
+// pool with it (seen in turn_store_test's proxy test); past this the pool is replaced.
+const DEFAULT_QUERY_TIMEOUT_MS = 5_000;
 
-  constructor(databaseUrl: string, options: PostgresStoreOptions) {
-    this.#sql = postgres(databaseUrl, {
+class PostgresStoreBackend implements StoreBackend {
+  #sql: postgres.Sql;
+  readonly #stale: postgres.Sql[] = [];
+  readonly #queryTimeoutMs: number;
+
+  constructor(private readonly databaseUrl: string, private readonly options: PostgresStoreOptions) {
+    this.#queryTimeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+    this.#sql = this.#connect();
+  }
+
+  #connect(): postgres.Sql {
+    const { databaseUrl, options } = this;
+    return postgres(databaseUrl, {
       max: options.maxConnections ?? 2,
       connect_timeout: options.connectTimeoutSeconds ?? 5,
       // Close idle sockets so a worker between calls holds no database connection.
@@ -78,11 +92,31 @@ class PostgresStoreBackend implements StoreBackend {
     });
   }
 
+  /** Swap in a fresh pool. The stale one is ended by close(): ending a pool whose socket was
+   * reset mid-write can raise an uncaught socket error under Deno, and close() is on the way out. */
+  #renew(): void {
+    this.#stale.push(this.#sql);
+    this.#sql = this.#connect();
+  }
+
   async #run<T>(query: () => Promise<T>): Promise<T> {
+    let timer: number | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new QueryTimeout()), this.#queryTimeoutMs);
+    });
+    const running = query();
+    running.catch(() => {}); // a query abandoned for its timeout may still fail later
     try {
-      return await query();
+      return await Promise.race([running, hung]);
     } catch (error) {
-      throw storeErrorFromPostgres(error);
+      const failure = error instanceof QueryTimeout
+        ? new StoreError(error.message, { code: "QUERY_TIMEOUT", permanent: false })
+        : storeErrorFromPostgres(error);
+      // After a connection failed, the pool is replaced rather than trusted to recover.
+      if (failure.code === "QUERY_TIMEOUT" || CONNECTION_ERROR_CODES.has(failure.code)) this.#renew();
+      throw failure;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -174,7 +208,13 @@ class PostgresStoreBackend implements StoreBackend {
   async close(): Promise<void> {
     // Under Deno, a connection the server killed can stay half-closed and make end() wait for
     // its whole timeout; a worker that is closing has no time to spare.
-    await this.#sql.end({ timeout: 1 });
+    await Promise.all([this.#sql, ...this.#stale].map((pool) => pool.end({ timeout: 1 }).catch(() => {})));
+  }
+}
+
+class QueryTimeout extends Error {
+  constructor() {
+    super("the database did not answer in time");
   }
 }
 

@@ -148,7 +148,11 @@ export class TurnStore {
   async flush(timeoutMs: number): Promise<FlushResult> {
     const started = performance.now();
     try {
-      if (this.pending > 0 && !this.#stopped) {
+      // The contract is "all stored, or the time is up": a writer that goes idle while rows are
+      // still queued (one recorded as it finished) is started again rather than trusted.
+      while (this.pending > 0 && !this.#stopped) {
+        const left = timeoutMs - (performance.now() - started);
+        if (left <= 0) break;
         // Write now: no linger, no waiting out a backoff delay.
         clearTimeout(this.#lingerTimer);
         this.#lingerTimer = undefined;
@@ -159,7 +163,7 @@ export class TurnStore {
         await new Promise<void>((resolve) => {
           done = resolve;
           this.#idleWaiters.add(done);
-          timer = setTimeout(done, Math.max(0, timeoutMs));
+          timer = setTimeout(done, left);
         });
         clearTimeout(timer);
         this.#idleWaiters.delete(done);
