@@ -46,3 +46,12 @@ def fresh_db_url(pg_server: EmbeddedPostgres, request: pytest.FixtureRequest) ->
     url = create_database(pg_server.url(), name)
     apply_local_bootstrap(url)
     return url
+
+
+@pytest.fixture
+def twilio():
+    """A Twilio REST contract server (tests/contract_servers/twilio.py) for one test."""
+    from tests.contract_servers.twilio import TwilioContractServer
+
+    with TwilioContractServer() as server:
+        yield server

@@ -29,12 +29,6 @@ TRUNK_SID = "TK" + "2" * 32
 
 
 @pytest.fixture
-def twilio():
-    with TwilioContractServer() as server:
-        yield server
-
-
-@pytest.fixture
 def sleeps() -> list[float]:
     return []
 

@@ -21,12 +21,6 @@ APP_SID = "AP" + "3" * 32
 
 
 @pytest.fixture
-def twilio():
-    with TwilioContractServer() as server:
-        yield server
-
-
-@pytest.fixture
 def run(twilio: TwilioContractServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # The project folder is a fresh temp dir, so no developer's .env leaks into the test.
     monkeypatch.chdir(tmp_path)

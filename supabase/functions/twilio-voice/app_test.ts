@@ -154,6 +154,15 @@ async function answerCall(harness: Harness, tenant: SeededTenant, callSid: strin
   return { twiml, streamUrl: streamUrl!, parameters };
 }
 
+/** A seeded tenant's number called, answered, and its stream opened with a valid signature. */
+async function connectedCall(harness: Harness) {
+  const tenant = await withAdmin((sql) => seedTenant(sql));
+  const callSid = newCallSid();
+  const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+  const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+  return { callSid, parameters, twilio };
+}
+
 async function callRow(callSid: string) {
   return await withAdmin(async (sql) => {
     const [row] = await sql<{ status: string; end_reason: string | null; usage: Record<string, number> }[]>`
@@ -243,10 +252,7 @@ if (requireTestDatabase("app")) {
   Deno.test("a stream whose start carries a forged token is closed before any model session", async () => {
     const harness = startHarness();
     try {
-      const tenant = await withAdmin((sql) => seedTenant(sql));
-      const callSid = newCallSid();
-      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
-      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      const { callSid, parameters, twilio } = await connectedCall(harness);
       twilio.start(callSid, { ...parameters, tenant_id: crypto.randomUUID() });
       await twilio.closed;
       assert.equal(harness.realtime.connections, 0);
@@ -413,10 +419,7 @@ if (requireTestDatabase("app")) {
   Deno.test("a refused API key ends the stream, and the connect action apologizes", async () => {
     const harness = startHarness({ apiKey: "sk-wrong" });
     try {
-      const tenant = await withAdmin((sql) => seedTenant(sql));
-      const callSid = newCallSid();
-      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
-      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      const { callSid, parameters, twilio } = await connectedCall(harness);
       twilio.start(callSid, parameters);
       await twilio.closed;
       const row = await callRow(callSid);
@@ -444,10 +447,7 @@ if (requireTestDatabase("app")) {
   Deno.test("a caller who hangs up without stop still closes the model session", async () => {
     const harness = startHarness();
     try {
-      const tenant = await withAdmin((sql) => seedTenant(sql));
-      const callSid = newCallSid();
-      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
-      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      const { callSid, parameters, twilio } = await connectedCall(harness);
       twilio.start(callSid, parameters);
       await harness.realtime.waitFor(() => harness.realtime.received.length > 0, "the session.update");
       twilio.close();
@@ -699,10 +699,7 @@ if (testDatabaseUrl()) {
   Deno.test("a call whose tenant cannot be read at stream start is finalized as failed and apologized for", async () => {
     const harness = startHarness({ failAgentLookup: true });
     try {
-      const tenant = await withAdmin((sql) => seedTenant(sql));
-      const callSid = newCallSid();
-      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
-      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      const { callSid, parameters, twilio } = await connectedCall(harness);
       twilio.start(callSid, parameters);
       await twilio.closed;
       assert.equal(harness.realtime.connections, 0);
