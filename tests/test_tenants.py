@@ -60,6 +60,12 @@ def test_cli_tenant_and_number_round_trip(db_url):
     assert run(db_url, "numbers", "remove", "+15005550006").exit_code == 0
 
 
+def test_cli_reports_a_bad_number_before_trying_the_database():
+    result = runner.invoke(app, ["numbers", "add", "555-0100", "--tenant", "x", "--db-url",
+                                 "postgresql://postgres:pw@127.0.0.1:1/x"])
+    assert result.exit_code == 1 and "is not an E.164 phone number" in result.output
+
+
 def test_cli_refuses_bad_input_with_a_clear_message_and_non_zero_exit(db_url):
     bad_number = run(db_url, "numbers", "add", "555-0100", "--tenant", "Initech")
     assert bad_number.exit_code == 1 and "is not an E.164 phone number" in bad_number.output

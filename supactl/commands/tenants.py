@@ -67,6 +67,7 @@ def numbers_add(
     """Route calls to NUMBER to TENANT."""
     from supactl import tenants
 
+    tenants.normalize_e164(number)  # a typo is reported before any connection is tried
     with _connect(db_url) as conn:
         assigned, changed = tenants.add_number(conn, number, tenant)
     if as_json:
