@@ -4,16 +4,17 @@
 // A long call is several streams: each is handed off before the worker's wall clock (handoff.ts)
 // and the connect action answers the next one.
 
-import { afterStream, type LocalOutcome, nextStream } from "./after_stream.ts";
 import type { CallOutcome } from "./bridge.ts";
-import { type CallSession, type CallSessionDeps, startCallSession, STREAM_PARAMS } from "./call_session.ts";
+import { type CallSession, type CallSessionDeps, startCallSession } from "./call_session.ts";
 import type { Config } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import type { CallRecord, StoreBackend } from "./store.ts";
+import { afterStream, type LocalOutcome, nextStream, resumeClaim, streamTwiml } from "./stream_contract.ts";
+import { readCappedText } from "./request_body.ts";
 import { streamToken } from "./stream_token.ts";
 import type { TurnStore } from "./turn_store.ts";
 import { isValidSignature, type Param } from "./twilio_signature.ts";
-import { apologyTwiml, connectStreamTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
+import { apologyTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
 
 // Supabase hands the function `/twilio-voice...`; `supabase functions serve` and plain Deno behind
 // the local gateway see `/functions/v1/twilio-voice...`.
@@ -21,7 +22,10 @@ const ROUTE = /^(?:\/functions\/v1)?\/twilio-voice\/?$/;
 /** Marks the connect action's request apart from the voice webhook; both are Twilio POSTs. */
 export const AFTER_STREAM_QUERY = "event=stream-ended";
 const CALL_SID = /^CA[0-9A-Za-z]{32}$/;
+// Twilio's webhook and connect-action forms are a few KB (about 30 short parameters).
 const MAX_FORM_BYTES = 64 * 1024;
+// Twilio posts the whole form at once; a body still arriving after this is not Twilio's.
+const BODY_TIMEOUT_MS = 10_000;
 const RECENT_OUTCOMES = 1000;
 
 /** Each call writes through the one TurnStore of the worker, so a shutdown flushes them all. */
@@ -61,6 +65,10 @@ export function createApp(deps: AppDeps): App {
   const sessions = new Set<CallSession>();
   // How calls served by this worker ended, for a connect action that beats the row's write.
   const recentOutcomes = new Map<string, LocalOutcome>();
+  const streamTargets = {
+    actionUrl: `${config.publicUrl}?${AFTER_STREAM_QUERY}`,
+    streamUrl: config.streamUrl,
+  };
 
   const rememberOutcome = (outcome: CallOutcome) => {
     if (outcome.callSid === null) return;
@@ -89,12 +97,10 @@ export function createApp(deps: AppDeps): App {
   async function readSignedForm(request: Request): Promise<Param[] | Response> {
     const signature = request.headers.get("x-twilio-signature");
     if (!signature) return text(400, "missing X-Twilio-Signature");
-    if (Number(request.headers.get("content-length") ?? 0) > MAX_FORM_BYTES) {
-      return text(413, "request body too large");
-    }
-    const body = await request.text();
-    if (body.length > MAX_FORM_BYTES) return text(413, "request body too large");
-    const params: Param[] = [...new URLSearchParams(body)];
+    const body = await readCappedText(request, MAX_FORM_BYTES, BODY_TIMEOUT_MS);
+    if (body.kind === "too_large") return text(413, "request body too large");
+    if (body.kind === "timeout") return text(408, "request body too slow");
+    const params: Param[] = [...new URLSearchParams(body.text)];
     const rawUrl = request.url;
     const query = rawUrl.includes("?") ? rawUrl.slice(rawUrl.indexOf("?")) : "";
     const signedUrls = [config.publicUrl + query, `${config.publicUrl}/${query}`];
@@ -128,15 +134,9 @@ export function createApp(deps: AppDeps): App {
         toNumber: to,
       });
       callLog.info("call.answered", { tenant_id: owner.tenantId });
-      return twimlResponse(connectStreamTwiml({
-        actionUrl: `${config.publicUrl}?${AFTER_STREAM_QUERY}`,
-        streamUrl: config.streamUrl,
-        parameters: {
-          [STREAM_PARAMS.tenantId]: owner.tenantId,
-          [STREAM_PARAMS.toNumber]: to,
-          [STREAM_PARAMS.token]: token,
-        },
-      }));
+      return twimlResponse(
+        streamTwiml(streamTargets, { tenantId: owner.tenantId, toNumber: to, token, resume: null }),
+      );
     } catch (error) {
       callLog.error("call.answer_failed", { message: errorMessage(error) });
       return twimlResponse(apologyTwiml());
@@ -177,25 +177,17 @@ export function createApp(deps: AppDeps): App {
       callLog.error("call.resume_without_to", {});
       return twimlResponse(apologyTwiml());
     }
-    const { handoff, mode } = nextStream(call, local);
+    const resume = nextStream(call, local);
     const token = await streamToken(config.twilioAuthToken, {
       callSid: call.callSid,
       tenantId: call.tenantId,
       toNumber: to,
-      resume: `${handoff}:${mode}`,
+      resume: resumeClaim(resume),
     });
-    callLog.info("call.resume_answered", { handoff, mode });
-    return twimlResponse(connectStreamTwiml({
-      actionUrl: `${config.publicUrl}?${AFTER_STREAM_QUERY}`,
-      streamUrl: config.streamUrl,
-      parameters: {
-        [STREAM_PARAMS.tenantId]: call.tenantId,
-        [STREAM_PARAMS.toNumber]: to,
-        [STREAM_PARAMS.token]: token,
-        [STREAM_PARAMS.handoff]: String(handoff),
-        [STREAM_PARAMS.resume]: mode,
-      },
-    }));
+    callLog.info("call.resume_answered", resume);
+    return twimlResponse(
+      streamTwiml(streamTargets, { tenantId: call.tenantId, toNumber: to, token, resume }),
+    );
   }
 
   async function upgrade(request: Request): Promise<Response> {

@@ -47,6 +47,7 @@ function failingAgentLookup(backend: StoreBackend): StoreBackend {
     getCall: (callSid) => backend.getCall(callSid),
     upsertTurns: (rows) => backend.upsertTurns(rows),
     finishCall: (end) => backend.finishCall(end),
+    resumeCall: (callSid, handoff) => backend.resumeCall(callSid, handoff),
     loadTurns: (callSid) => backend.loadTurns(callSid),
     close: () => backend.close(),
   };
@@ -200,6 +201,37 @@ Deno.test("the webhook refuses unsigned (400) and forged (403) requests without 
     assert.equal(forged.status, 403);
     await forged.body?.cancel();
     assert.ok(!JSON.stringify(harness.logs).includes("+15550001111"), "the body is never logged");
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("a chunked body past the cap is refused (413) over the socket before any signature check", async () => {
+  const harness = startHarness();
+  try {
+    // No Content-Length (chunked) and a signature that is present but wrong: the cap must apply
+    // while reading, since the signature can only be checked once the body is in.
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled >= 400 * 1024 * 1024) return controller.close();
+        pulled += 64 * 1024;
+        controller.enqueue(new Uint8Array(64 * 1024).fill(0x61));
+      },
+    });
+    // The server answers 413 and closes while the client is still sending, so the client may see
+    // either that answer or a broken pipe; both mean the rest of the body was never taken in.
+    const status = await fetch(harness.config.publicUrl, {
+      method: "POST",
+      headers: { "x-twilio-signature": "x" },
+      body,
+    }).then(async (response) => (await response.body?.cancel(), response.status), () => "closed");
+    assert.ok(status === 413 || status === "closed", `answered ${status}`);
+    assert.ok(pulled < 8 * 1024 * 1024, `the client was let to send ${pulled} bytes`);
+    assert.ok(!harness.logs.some((line) => JSON.stringify(line).includes("bad_signature")));
+    const health = await fetch(harness.config.publicUrl);
+    assert.equal(health.status, 200, "the worker still serves");
+    await health.body?.cancel();
   } finally {
     await harness.close();
   }

@@ -4,24 +4,15 @@
 
 import { CallBridge, type CallOutcome, type ItemKind } from "./bridge.ts";
 import { realtimeModelUrl } from "./config.ts";
-import { handoffSchedule, isResumeMode, restorableTurns, type ResumeMode } from "./handoff.ts";
+import { handoffSchedule, restorableTurns } from "./handoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { appendAudioMessage, decodeServerEvent, encodeClientEvent } from "./realtime_events.ts";
 import { buildSessionUpdate } from "./session_config.ts";
 import type { AgentSettings, CallEnd, CallRecord, StoreBackend, TurnRow } from "./store.ts";
+import { parseStreamStart, resumeClaim } from "./stream_contract.ts";
 import { isValidStreamToken } from "./stream_token.ts";
 import { decodeTwilioFrame, type TwilioEncoder, twilioEncoder, type TwilioFrame } from "./twilio_frames.ts";
 import type { RejectReason } from "./wire.ts";
-
-/** Names of the <Parameter>s the webhook puts on the stream (handoff and resume only on a stream
- * that continues a handed-off call). */
-export const STREAM_PARAMS = {
-  tenantId: "tenant_id",
-  toNumber: "to_number",
-  token: "stream_token",
-  handoff: "handoff",
-  resume: "resume",
-} as const;
 
 /** The per-call face of the turn store: record is synchronous (queued), the rest is the end. */
 export interface CallWriter {
@@ -147,18 +138,17 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     started = true;
     log = deps.log.with({ call_sid: frame.callSid, stream_sid: frame.streamSid });
     encoder = twilioEncoder(frame.streamSid);
-    const params = frame.customParameters;
-    const parsed = resumeParams(params);
-    const resume = parsed === "invalid" ? null : parsed;
+    const parsed = parseStreamStart(frame.customParameters);
+    const resume = parsed === "invalid" ? null : parsed.resume;
     const claims = {
       callSid: frame.callSid,
-      tenantId: params[STREAM_PARAMS.tenantId] ?? "",
-      toNumber: params[STREAM_PARAMS.toNumber] ?? "",
-      resume: resume ? `${resume.handoff}:${resume.mode}` : undefined,
+      tenantId: parsed === "invalid" ? "" : parsed.tenantId,
+      toNumber: parsed === "invalid" ? "" : parsed.toNumber,
+      resume: resumeClaim(resume),
     };
-    const token = params[STREAM_PARAMS.token] ?? "";
+    const token = parsed === "invalid" ? "" : parsed.token;
     if (
-      !token || !claims.tenantId || parsed === "invalid" ||
+      !token || !claims.tenantId ||
       !await isValidStreamToken(deps.twilioAuthToken, claims, token)
     ) {
       log.warn("stream.token_rejected", {});
@@ -244,7 +234,6 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   }
 
   async function resumeCall(callSid: string, handoff: number) {
-    if (!deps.store.resumeCall) throw new Error("the turn store cannot resume calls");
     const [call, turns] = await Promise.all([
       deps.store.resumeCall(callSid, handoff),
       deps.store.loadTurns(callSid),
@@ -319,17 +308,6 @@ const CLOSE_REASONS: Record<CallOutcome["status"], string> = {
   failed: "call failed",
   handed_off: "call handed off",
 };
-
-/** The resume parameters of a stream that continues a handed-off call; null on a first stream. */
-function resumeParams(
-  params: Record<string, string>,
-): { handoff: number; mode: ResumeMode } | null | "invalid" {
-  const handoff = params[STREAM_PARAMS.handoff];
-  const mode = params[STREAM_PARAMS.resume];
-  if (handoff === undefined && mode === undefined) return null;
-  if (!/^[1-9][0-9]{0,5}$/.test(handoff ?? "") || !isResumeMode(mode)) return "invalid";
-  return { handoff: Number(handoff), mode };
-}
 
 function snakeCase(stats: object): Record<string, number> {
   return Object.fromEntries(

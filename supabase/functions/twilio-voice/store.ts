@@ -74,9 +74,9 @@ export interface StoreBackend {
    * A handed-off call continues on a new stream: status back to in_progress, end_reason cleared,
    * handoff_count raised to `handoff` (the stream's handoff number, so a retried resume counts
    * once). Null when the call cannot continue: it has ended (completed/failed), or it has already
-   * counted a later handoff. Optional until every backend has it (then required).
+   * counted a later handoff.
    */
-  resumeCall?(callSid: string, handoff: number): Promise<CallRecord | null>;
+  resumeCall(callSid: string, handoff: number): Promise<CallRecord | null>;
   /** A call's turns ordered by seq (used to restore context after a handoff). */
   loadTurns(callSid: string): Promise<TurnRow[]>;
   close(): Promise<void>;

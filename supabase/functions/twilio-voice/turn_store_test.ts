@@ -52,6 +52,7 @@ function overriding(backend: StoreBackend, overrides: Partial<StoreBackend>): St
     getCall: (callSid) => backend.getCall(callSid),
     upsertTurns: (rows) => backend.upsertTurns(rows),
     finishCall: (end) => backend.finishCall(end),
+    resumeCall: (callSid, handoff) => backend.resumeCall(callSid, handoff),
     loadTurns: (callSid) => backend.loadTurns(callSid),
     close: () => backend.close(),
     ...overrides,

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { afterStream, type LocalOutcome, nextStream } from "./after_stream.ts";
+import {
+  afterStream,
+  type LocalOutcome,
+  nextStream,
+  parseStreamStart,
+  resumeClaim,
+  streamTwiml,
+} from "./stream_contract.ts";
 import type { CallRecord, CallStatus } from "./store.ts";
 
 function call(status: CallStatus, overrides: Partial<CallRecord> = {}): CallRecord {
@@ -52,4 +59,32 @@ Deno.test("the next stream is the next handoff, resumed as the handoff left the 
     nextStream(call("in_progress", { handoffCount: 1 }), local("handed_off", "handoff:beforeunload:reply")),
     { handoff: 2, mode: "reply" },
   );
+});
+
+Deno.test("a stream's start parameters read back what the TwiML put on it", () => {
+  const start = {
+    tenantId: "t1",
+    toNumber: "+14155550100",
+    token: "tok",
+    resume: { handoff: 2, mode: "reply" as const },
+  };
+  const twiml = streamTwiml({ actionUrl: "https://x/a", streamUrl: "wss://x/s" }, start);
+  const params = Object.fromEntries(
+    [...twiml.matchAll(/<Parameter name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1], m[2]]),
+  );
+  assert.deepEqual(parseStreamStart(params), start);
+  assert.deepEqual(resumeClaim(start.resume), "2:reply");
+});
+
+Deno.test("a first stream carries no resume pair and a half or malformed pair is invalid", () => {
+  assert.deepEqual(parseStreamStart({ tenant_id: "t1", to_number: "+1", stream_token: "k" }), {
+    tenantId: "t1",
+    toNumber: "+1",
+    token: "k",
+    resume: null,
+  });
+  assert.deepEqual(parseStreamStart({ tenant_id: "t1", handoff: "1" }), "invalid");
+  assert.deepEqual(parseStreamStart({ tenant_id: "t1", handoff: "0", resume: "reply" }), "invalid");
+  assert.deepEqual(parseStreamStart({ tenant_id: "t1", handoff: "1", resume: "shout" }), "invalid");
+  assert.deepEqual(parseStreamStart({}), { tenantId: "", toNumber: "", token: "", resume: null });
 });
