@@ -26,6 +26,13 @@ const CALL_SID = /^CA[0-9A-Za-z]{32}$/;
 const MAX_FORM_BYTES = 64 * 1024;
 // Twilio posts the whole form at once; a body still arriving after this is not Twilio's.
 const BODY_TIMEOUT_MS = 10_000;
+// Twilio sends `connected` and `start` the moment the stream's socket opens (milliseconds); a
+// socket that has not proved its call within this is closed.
+const PRE_START_DEADLINE_MS = 5_000;
+// The upgrade's signature covers only the fixed stream URL, so one observed value opens any
+// number of sockets: cap those that have not yet proved their call with a valid `start`. A worker
+// holds ~50 calls (Supabase's guidance), and each real call spends milliseconds unproven.
+const MAX_UNPROVEN_STREAMS = 32;
 const RECENT_OUTCOMES = 1000;
 
 /** Each call writes through the one TurnStore of the worker, so a shutdown flushes them all. */
@@ -47,6 +54,8 @@ export interface AppDeps {
   waitUntil?: (promise: Promise<unknown>) => void;
   setupTimeoutMs?: number;
   flushTimeoutMs?: number;
+  preStartDeadlineMs?: number;
+  maxUnprovenStreams?: number;
   /** When this worker started, on the `now` clock: the wall-clock budget runs from there. Null or
    * absent: per stream (plain Deno, where one process serves every call; see handoff.ts). */
   workerStartedAt?: number | null;
@@ -88,6 +97,7 @@ export function createApp(deps: AppDeps): App {
     log,
     setupTimeoutMs: deps.setupTimeoutMs ?? 15_000,
     flushTimeoutMs: deps.flushTimeoutMs ?? 5_000,
+    preStartDeadlineMs: deps.preStartDeadlineMs ?? PRE_START_DEADLINE_MS,
     onOutcome: rememberOutcome,
     wallClockLimitS: config.wallClockLimitS,
     workerStartedAt: deps.workerStartedAt ?? null,
@@ -196,6 +206,12 @@ export function createApp(deps: AppDeps): App {
     if (!signature || !await isValidSignature(config.twilioAuthToken, signature, streamUrls)) {
       log.warn("stream.bad_signature", { signed: signature !== null });
       return text(403, "invalid X-Twilio-Signature");
+    }
+    let unproven = 0;
+    for (const session of sessions) if (!session.proven) unproven++;
+    if (unproven >= (deps.maxUnprovenStreams ?? MAX_UNPROVEN_STREAMS)) {
+      log.warn("stream.too_many_unproven", { unproven });
+      return text(503, "too many streams starting");
     }
     const { socket, response } = Deno.upgradeWebSocket(request);
     const session = startCallSession(socket, sessionDeps);

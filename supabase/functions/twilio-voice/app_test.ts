@@ -54,7 +54,13 @@ function failingAgentLookup(backend: StoreBackend): StoreBackend {
 }
 
 function startHarness(
-  options: { apiKey?: string; failAgentLookup?: boolean; wallClockLimitS?: number } = {},
+  options: {
+    apiKey?: string;
+    failAgentLookup?: boolean;
+    wallClockLimitS?: number;
+    preStartDeadlineMs?: number;
+    maxUnprovenStreams?: number;
+  } = {},
 ): Harness {
   const realtime = startRealtimeStub(API_KEY);
   const logs: Record<string, unknown>[] = [];
@@ -85,6 +91,8 @@ function startHarness(
     log,
     openWriter: turnStoreWriters(turnStore),
     setupTimeoutMs: 3_000,
+    preStartDeadlineMs: options.preStartDeadlineMs,
+    maxUnprovenStreams: options.maxUnprovenStreams,
   });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port, onListen: () => {} },
@@ -232,6 +240,45 @@ Deno.test("a chunked body past the cap is refused (413) over the socket before a
     const health = await fetch(harness.config.publicUrl);
     assert.equal(health.status, 200, "the worker still serves");
     await health.body?.cancel();
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("sockets that never send start are closed at the deadline, and past the cap upgrades get 503", async () => {
+  const harness = startHarness({ preStartDeadlineMs: 400, maxUnprovenStreams: 3 });
+  try {
+    const idle = await Promise.all(
+      [1, 2, 3].map(() => connectTwilioStream(harness.config.streamUrl, AUTH_TOKEN)),
+    );
+    const opened = performance.now();
+    await assert.rejects(connectTwilioStream(harness.config.streamUrl, AUTH_TOKEN), /503/);
+    const codes = await Promise.all(idle.map((client) => client.closed));
+    assert.deepEqual(codes, [1008, 1008, 1008]);
+    assert.ok(performance.now() - opened < 2_000, "closed by the deadline");
+    // Once those are gone, a new stream is let in again.
+    const next = await connectTwilioStream(harness.config.streamUrl, AUTH_TOKEN);
+    next.close();
+    await next.closed;
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("an oversized frame or a flood of frames before start closes the socket", async () => {
+  const harness = startHarness();
+  try {
+    const oversized = await connectTwilioStream(harness.config.streamUrl, AUTH_TOKEN);
+    // The server closes with 1008 while frames may still be in flight to it, so the client can
+    // see the close handshake cut short (1006); either way it is the server that ended it, at once.
+    const refused = [1006, 1008];
+    oversized.media("A".repeat(60 * 1024));
+    assert.ok(refused.includes(await oversized.closed));
+    const flood = await connectTwilioStream(harness.config.streamUrl, AUTH_TOKEN);
+    for (let i = 0; i < 20; i++) flood.media("/w==".repeat(54));
+    assert.ok(refused.includes(await flood.closed));
+    assert.ok(harness.logs.filter((line) => line.event === "stream.refused").length >= 2);
+    assert.equal(harness.realtime.connections, 0, "no model session for a socket that proved nothing");
   } finally {
     await harness.close();
   }

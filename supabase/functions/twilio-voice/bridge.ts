@@ -32,9 +32,12 @@ const MULAW_BYTES_PER_MS = 8;
 // audio, plus one where a response ends, keeps barge-in's truncate within 100 ms of what the
 // caller heard.
 export const MARK_EVERY_MS = 100;
-// Caller audio kept while the model session is being set up: 500 Twilio frames of 20 ms = 10 s,
-// ~110 KB of base64. Setup normally takes well under 2 s; past this the oldest audio goes first.
+// Caller audio kept while the model session is being set up: 10 s of Twilio's 20 ms frames (160
+// bytes of µ-law = 216 base64 characters each), ~108 KB. Setup normally takes well under 2 s; past
+// this the oldest audio goes first. Counted in characters, not frames: a peer sending oversized
+// frames must not multiply the budget.
 export const MAX_BUFFERED_FRAMES = 500;
+export const MAX_BUFFERED_AUDIO_CHARS = MAX_BUFFERED_FRAMES * 216;
 const MAX_BUFFERED_DIGITS = 32;
 
 export type Phase = "waiting" | "connecting" | "live" | "ended";
@@ -130,6 +133,7 @@ export class CallBridge {
   #interruptResponse = true;
   #buffered: string[] = [];
   #bufferHead = 0;
+  #bufferedChars = 0;
   #pendingDigits: string[] = [];
   #nextSeq = 0;
   readonly #seqByItem = new Map<string, number>();
@@ -270,10 +274,23 @@ export class CallBridge {
 
   #bufferCallerAudio(payload: string): void {
     this.#buffered.push(payload);
-    if (this.#buffered.length - this.#bufferHead > MAX_BUFFERED_FRAMES) {
+    this.#bufferedChars += payload.length;
+    while (this.#bufferedChars > MAX_BUFFERED_AUDIO_CHARS && this.#bufferHead < this.#buffered.length) {
+      this.#bufferedChars -= this.#buffered[this.#bufferHead].length;
       this.#bufferHead++;
       this.stats.bufferedFramesDropped++;
     }
+    // Dropped frames must leave memory, not just the count: compact once the dead head is as long
+    // as the live part (amortised O(1) per frame).
+    if (this.#bufferHead > 0 && this.#bufferHead >= this.#buffered.length - this.#bufferHead) {
+      this.#buffered = this.#buffered.slice(this.#bufferHead);
+      this.#bufferHead = 0;
+    }
+  }
+
+  /** Characters of caller audio held while the model session is set up (bounded). */
+  get bufferedAudioChars(): number {
+    return this.#bufferedChars;
   }
 
   #onMarkPlayed(name: string): void {
@@ -420,6 +437,7 @@ export class CallBridge {
     for (let i = this.#bufferHead; i < this.#buffered.length; i++) this.sink.modelAudio(this.#buffered[i]);
     this.#buffered = [];
     this.#bufferHead = 0;
+    this.#bufferedChars = 0;
     for (const digit of this.#pendingDigits) this.#sendDigit(digit);
     this.#pendingDigits = [];
     this.sink.log("info", "model.ready", { buffered_frames_dropped: this.stats.bufferedFramesDropped });

@@ -4,6 +4,7 @@ import {
   CallBridge,
   type CallOutcome,
   type CallStarted,
+  MAX_BUFFERED_AUDIO_CHARS,
   MAX_BUFFERED_FRAMES,
 } from "./bridge.ts";
 import { RESUME_PROMPT } from "./handoff.ts";
@@ -130,14 +131,27 @@ Deno.test("the buffer is bounded: the oldest frames go first and are counted", (
   const { sink, bridge, begin } = newBridge();
   begin();
   for (let i = 0; i < MAX_BUFFERED_FRAMES + 5; i++) {
-    bridge.onTwilioFrame(media(btoa(String(i).padStart(3, "0"))));
+    // 160 bytes a frame, as Twilio sends: 216 base64 characters.
+    bridge.onTwilioFrame(media(btoa(String(i).padStart(3, "0") + "x".repeat(157))));
   }
   bridge.modelOpened();
   bridge.onModelEvent(UPDATED_PCMU);
   const flushed = sink.drain().filter((sent) => sent.to === "model-audio");
   assert.equal(flushed.length, MAX_BUFFERED_FRAMES);
-  assert.deepEqual(flushed[0], { to: "model-audio", payload: btoa("005") });
+  assert.deepEqual(flushed[0], { to: "model-audio", payload: btoa("005" + "x".repeat(157)) });
   assert.equal(bridge.stats.bufferedFramesDropped, 5);
+});
+
+Deno.test("oversized frames cannot stretch the buffer: it is bounded in characters and lets go of dropped ones", () => {
+  const { bridge, begin } = newBridge();
+  begin();
+  const huge = "A".repeat(60 * 1024);
+  for (let i = 0; i < 4000; i++) {
+    bridge.onTwilioFrame(media(huge));
+    assert.ok(bridge.bufferedAudioChars <= MAX_BUFFERED_AUDIO_CHARS + huge.length);
+  }
+  assert.ok(bridge.bufferedAudioChars <= MAX_BUFFERED_AUDIO_CHARS);
+  assert.equal(bridge.stats.bufferedFramesDropped, 4000 - Math.floor(MAX_BUFFERED_AUDIO_CHARS / huge.length));
 });
 
 Deno.test("a session that is not µ-law both ways ends the call as failed, relaying nothing", () => {

@@ -38,6 +38,8 @@ export interface CallSessionDeps {
   setupTimeoutMs: number;
   /** Bound on the final write; the worker may be about to go. */
   flushTimeoutMs: number;
+  /** From the upgrade to a `start` whose token checks out; then the socket is closed. */
+  preStartDeadlineMs: number;
   /** Told how each call ended, so the connect action can answer before the row is written. */
   onOutcome(outcome: CallOutcome): void;
   /** WALL_CLOCK_LIMIT_S, counted from workerStartedAt (Supabase) or, when that is null, from each
@@ -48,9 +50,19 @@ export interface CallSessionDeps {
   now(): number;
 }
 
+// What Twilio sends before `start` is one `connected` frame (~70 bytes), and `start` itself is
+// under 2 KB even with a handful of <Parameter>s: anything more is not Twilio. Twilio sends both
+// as soon as the socket opens, so the deadline (PRE_START_DEADLINE_MS in app.ts) is generous.
+export const MAX_PRE_START_MESSAGE_CHARS = 16 * 1024;
+export const MAX_PRE_START_MESSAGES = 8;
+/** Close code for a peer that broke the stream's rules (RFC 6455 §7.4.1: policy violation). */
+const POLICY_VIOLATION = 1008;
+
 export interface CallSession {
   /** Resolves when both sockets are closed and the call's writes are flushed (or timed out). */
   readonly done: Promise<void>;
+  /** False until the start frame's token checked out: such sockets are capped per worker. */
+  readonly proven: boolean;
   /** The worker is shutting down: hand the call off to a fresh one (the failure path when the
    * call has not begun yet), and resolve once its writes are flushed. */
   shutdown(reason: string): Promise<void>;
@@ -73,6 +85,15 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => resolveDone = resolve);
   let ending: Promise<void> | null = null;
+
+  let preStartMessages = 0;
+  const refuse = (why: string) => {
+    log.warn("stream.refused", { reason: why });
+    closeQuietly(twilio, POLICY_VIOLATION, why);
+  };
+  const preStartTimer = setTimeout(() => {
+    if (verified === null && ending === null) refuse("no valid start in time");
+  }, deps.preStartDeadlineMs);
 
   const count = (side: "twilio" | "model", reason: RejectReason, event?: string) => {
     const key = `${side}_${reason}` as const;
@@ -105,6 +126,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   }, { newItemId: itemIdFactory() });
 
   async function finishCall(outcome: CallOutcome): Promise<void> {
+    clearTimeout(preStartTimer);
     clearTimeout(setupTimer);
     handoffTimers.forEach((timer) => clearTimeout(timer));
     closeQuietly(model, 1000, "call ended");
@@ -157,6 +179,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     }
     log = log.with({ tenant_id: claims.tenantId });
     verified = { callSid: claims.callSid, tenantId: claims.tenantId };
+    clearTimeout(preStartTimer);
 
     // Started together: on a resumed call these three reads are most of the handoff's gap.
     const agentLookup = lookUpAgent(claims.toNumber, claims.tenantId);
@@ -270,6 +293,12 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   }
 
   twilio.onmessage = (message) => {
+    if (!started) {
+      // Until `start`, the socket has proved nothing: a few small frames, or it is closed.
+      const size = typeof message.data === "string" ? message.data.length : MAX_PRE_START_MESSAGE_CHARS + 1;
+      if (size > MAX_PRE_START_MESSAGE_CHARS) return refuse("oversized frame before start");
+      if (++preStartMessages > MAX_PRE_START_MESSAGES) return refuse("too many frames before start");
+    }
     const decoded = decodeTwilioFrame(message.data);
     if (!decoded.ok) return count("twilio", decoded.reason, decoded.event);
     const frame = decoded.frame;
@@ -291,6 +320,9 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
 
   return {
     done,
+    get proven() {
+      return verified !== null;
+    },
     shutdown: async (reason) => {
       if (bridge.phase === "connecting" || bridge.phase === "live") {
         log.info("call.handoff_on_shutdown", { reason });

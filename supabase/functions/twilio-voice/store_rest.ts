@@ -37,8 +37,9 @@ interface PostgrestFailure {
 export function storeErrorFromPostgrest(status: number, error: PostgrestFailure): StoreError {
   // supabase-js reports a failed fetch (refused, reset, timed out) as status 0 with an empty code.
   const code = error.code || (status === 0 ? "FETCH_FAILED" : `HTTP_${status}`);
-  const detail = error.details ? ` (${error.details})` : "";
-  return new StoreError(`${error.message ?? "request failed"}${detail}`, {
+  // Only code and message: supabase-js puts a JS stack into `details` for a failed fetch, and
+  // PostgREST's `details`/`hint` quote row values (a caller's number) — neither belongs in a log.
+  return new StoreError(error.message ?? "request failed", {
     code,
     status,
     permanent: !isTransientHttpStatus(status),

@@ -175,3 +175,14 @@ Deno.test("rest store: sorts HTTP failures into transient and permanent", () => 
     [504, false],
   ]);
 });
+
+Deno.test("rest store: errors keep code and message, never supabase-js details or PostgREST hints", () => {
+  const error = storeErrorFromPostgrest(0, {
+    message: "TypeError: fetch failed",
+    details:
+      "TypeError: fetch failed\n    at fetch (ext:deno_fetch/26_fetch.js:1)\n    to_number=+14155550100",
+    hint: "Key (to_number)=(+14155550100) already exists.",
+  });
+  assertEquals([error.message, error.code], ["TypeError: fetch failed", "FETCH_FAILED"]);
+  assertEquals(JSON.stringify({ ...error, message: error.message }).includes("+1415"), false);
+});
