@@ -15,6 +15,7 @@ from supactl.commands import tenants as tenant_commands
 from supactl.commands.twilio import twilio_app
 from supactl.commands import call as call_commands, calls as calls_commands, dev as dev_commands
 from supactl.commands import cloud as cloud_commands, secrets as secrets_commands
+from supactl.commands.members import members_app
 
 app = typer.Typer(
     rich_markup_mode=HELP_MARKUP,
@@ -49,6 +50,7 @@ app.command("dev")(dev_commands.dev)
 app.command("call")(call_commands.call)
 app.add_typer(calls_commands.calls_app, name="calls")
 app.add_typer(secrets_commands.secrets_app, name="secrets")
+app.add_typer(members_app, name="members")
 cloud_commands.register(app)
 
 

@@ -105,6 +105,9 @@ def run(inputs: DoctorInputs, report: Callable[[Check], None] | None = None) -> 
             add(_skip("webhook", "needs the deployed function"))
         for check in _number_checks(url, inputs):
             add(check)
+        members_check = _members_check(inputs)
+        if members_check.status != "skip":  # only with a service-role key: members are optional
+            add(members_check)
     finally:
         if client:
             client.close()
@@ -275,3 +278,27 @@ def _number_checks(url: str | None, inputs: DoctorInputs) -> list[Check]:
                                     f"supactl twilio link-number {number}" + (" --force" if "ignored" in route.description else "")))
     return checks
 
+
+def _members_check(inputs: DoctorInputs) -> Check:
+    """Every tenant with calls has someone who can read them (issue 16: `supactl members`)."""
+    from supactl.cloud import auth_admin, members
+    from supactl.db import connect
+
+    try:
+        settings = auth_admin.auth_settings(project_ref_flag=inputs.project_ref, project_dir=inputs.project_dir,
+                                            environ=inputs.environ)
+    except SupactlError as exc:
+        # Optional: the phone chain works without members, so a missing key only skips this check.
+        return _skip("members", f"not checked: {_error_text(exc)}")
+    try:
+        url = config.db_url(inputs.db_url, project_dir=inputs.project_dir, environ=inputs.environ)
+        with connect(url, autocommit=True) as conn, \
+                auth_admin.auth_admin_client(settings, retry=inputs.retry) as client:
+            unread = members.tenants_without_members(conn, client)
+    except SupactlError as exc:
+        return _fail("members", _error_text(exc), "check SUPABASE_SERVICE_ROLE_KEY and SUPABASE_DB_URL")
+    if unread:
+        names = ", ".join(name for _, name in unread)
+        return _fail("members", f"tenants with calls but no member to read them: {names}",
+                     f"supactl members add EMAIL --tenant {unread[0][1]!r} --invite")
+    return _pass("members", "every tenant with calls has a member")

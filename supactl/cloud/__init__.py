@@ -1,0 +1,1 @@
+"""Clients for the hosted services supactl drives."""
