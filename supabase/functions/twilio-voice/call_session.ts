@@ -2,6 +2,7 @@
 // on the other, the turn writer behind. The only awaits are in setup (token check, tenant lookup)
 // and at the end (finalize, flush); per frame it is decode, one bridge call, one send.
 
+import { checkAgentSettings } from "./agent_settings.ts";
 import { CallBridge, type CallOutcome, type ItemKind } from "./bridge.ts";
 import { realtimeModelUrl } from "./config.ts";
 import { handoffSchedule, restorableTurns } from "./handoff.ts";
@@ -213,6 +214,12 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       return;
     }
 
+    const checked = checkAgentSettings(agent);
+    // The column, never the value: instructions are the tenant's business.
+    if (checked.rejected.length > 0) {
+      log.warn("agent.setting_rejected", { fields: checked.rejected.join(",") });
+    }
+    agent = checked.agent;
     const { event: session, dropped } = buildSessionUpdate(agent);
     if (dropped.length > 0) log.warn("agent.settings_dropped", { fields: dropped.join(",") });
     writer = deps.openWriter(claims.callSid, claims.tenantId);
