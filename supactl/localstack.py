@@ -91,7 +91,11 @@ def read_dev_env(project_dir: Path) -> dict[str, str]:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a listener could take the port now. With SO_REUSEADDR, as Deno's own listener binds
+    on Linux: sockets of a stopped `dev` left in TIME_WAIT (up to 60 s) do not count, a live
+    listener does."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

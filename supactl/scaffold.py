@@ -95,7 +95,7 @@ def init_project(project_dir: Path, *, force: bool = False) -> list[FileOutcome]
                 for rel, content in bundled_files().items()]
     outcomes.append(_write_packaged(project_dir, ".env.example", ENV_EXAMPLE.encode(), manifest, force))
     outcomes.append(_edit_config_toml(project_dir / "supabase" / "config.toml"))
-    outcomes.append(_ignore_env(project_dir / ".gitignore"))
+    outcomes.append(_ignore_local_state(project_dir / ".gitignore"))
     new_manifest = json.dumps(dict(sorted(manifest.items())), indent=2) + "\n"
     if not manifest_path.is_file() or manifest_path.read_text() != new_manifest:
         manifest_path.write_text(new_manifest)
@@ -159,12 +159,23 @@ def _edit_config_toml(path: Path) -> FileOutcome:
     return FileOutcome(rel, "updated", f"[functions.{FUNCTION_NAME}] verify_jwt = false")
 
 
-def _ignore_env(path: Path) -> FileOutcome:
+# What must never be committed: secrets, and the local state `supactl dev` and the supabase CLI
+# keep in the project (a Postgres cluster, dev.env with a JWT secret, the linked project's ref).
+IGNORED_LOCAL_STATE = (
+    ("# secrets: never commit (supactl init)", ".env", (".env", "/.env", "*.env", ".env*")),
+    ("# supactl dev: local Postgres and dev.env (supactl init)", ".supactl/", (".supactl", ".supactl/", "/.supactl/")),
+    ("# supabase CLI local state (supactl init)", "supabase/.temp/", ("supabase/.temp", "supabase/.temp/", "/supabase/.temp/")),
+)
+
+
+def _ignore_local_state(path: Path) -> FileOutcome:
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    if any(line.strip() in (".env", "/.env", "*.env", ".env*") for line in lines):
+    present = {line.strip() for line in lines}
+    missing = [(comment, entry) for comment, entry, forms in IGNORED_LOCAL_STATE if not present & set(forms)]
+    if not missing:
         return FileOutcome(".gitignore", "unchanged")
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     if text and not text.endswith("\n"):
         text += "\n"
-    path.write_text(text + "# secrets: never commit (supactl init)\n.env\n", encoding="utf-8")
+    path.write_text(text + "".join(f"{comment}\n{entry}\n" for comment, entry in missing), encoding="utf-8")
     return FileOutcome(".gitignore", "updated" if lines else "created")

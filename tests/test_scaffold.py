@@ -107,6 +107,16 @@ def test_gitignore_gets_env_once_and_keeps_its_lines(tmp_path):
     assert (tmp_path / ".gitignore").read_text().splitlines().count(".env") == 1
 
 
+def test_gitignore_covers_dev_state_and_supabase_temp_once(tmp_path):
+    # `init && git init && dev --demo` used to leave .supactl/ (a Postgres cluster and dev.env with
+    # a JWT secret) and supabase/.temp/ showing in `git status`.
+    (tmp_path / ".gitignore").write_text(".env\n/.supactl/\n")
+    init_project(tmp_path)
+    init_project(tmp_path)
+    lines = (tmp_path / ".gitignore").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [".env", "/.supactl/", "supabase/.temp/"]
+
+
 def test_init_command_reports_each_file(tmp_path):
     target = tmp_path / "new-project"
     result = CliRunner().invoke(app, ["init", str(target)])
