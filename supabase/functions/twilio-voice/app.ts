@@ -138,6 +138,13 @@ export function createApp(deps: AppDeps): App {
         fromNumber: params.get("From") ?? null,
         toNumber: to,
       });
+      // The insert above keeps an existing row as it is; a webhook for a call that has already
+      // ended or moved on is a replay (Twilio asks once per call), and gets nothing usable.
+      const existing = await store.getCall(callSid);
+      if (existing !== null && existing.status !== "in_progress") {
+        callLog.warn("call.webhook_replayed", { status: existing.status });
+        return twimlResponse(hangUpTwiml());
+      }
       const token = await streamToken(config.twilioAuthToken, {
         callSid,
         tenantId: owner.tenantId,

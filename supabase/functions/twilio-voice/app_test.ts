@@ -318,6 +318,26 @@ if (requireTestDatabase("app")) {
     }
   });
 
+  Deno.test("a retried webhook before the stream gets a stream again; one for a finished call gets a hang-up", async () => {
+    const harness = startHarness();
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      await answerCall(harness, tenant, callSid);
+      const retried = await answerCall(harness, tenant, callSid);
+      assert.match(retried.parameters.stream_token, /^[0-9a-f]{64}$/, "Twilio's retry still connects");
+      await withAdmin((sql) =>
+        sql`update public.calls set status = 'completed', ended_at = now() where call_sid = ${callSid}`
+      );
+      const replayed = await answerCall(harness, tenant, callSid);
+      assert.equal(replayed.streamUrl, undefined);
+      assert.match(replayed.twiml, /<Hangup\/>/);
+      assert.equal((await callRow(callSid))?.status, "completed", "the finished call is left as it was");
+    } finally {
+      await harness.close();
+    }
+  });
+
   Deno.test("an unsigned or forged stream upgrade is refused", async () => {
     const harness = startHarness();
     try {
