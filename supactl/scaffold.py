@@ -17,6 +17,14 @@ from supactl.project_files import FUNCTION_NAME, bundled_supabase_dir
 
 MANIFEST = Path("supabase") / ".supactl-init.json"
 _IGNORED_NAMES = {"__pycache__", ".DS_Store", "node_modules", ".temp"}
+# The function's own tests and their fakes are ours, not the user's: in their project they would only
+# fail (testing/test_database.ts needs TEST_DATABASE_URL). The wheel excludes the same paths.
+_TEST_ONLY_DIRS = {"testing"}
+
+
+def is_test_only(rel: Path) -> bool:
+    """A file of the function's test suite (a `*_test.ts` or anything under `testing/`)."""
+    return rel.name.endswith(("_test.ts", "_test.js")) or bool(_TEST_ONLY_DIRS.intersection(rel.parts))
 
 ENV_EXAMPLE = """\
 # Settings supactl reads: command-line flag > environment > this file (.env) — copy it to .env.
@@ -82,7 +90,8 @@ def bundled_files() -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for sub in (Path("functions") / FUNCTION_NAME, Path("migrations")):
         for path in sorted((source / sub).rglob("*")):
-            if path.is_file() and not _IGNORED_NAMES.intersection(path.relative_to(source).parts):
+            rel = path.relative_to(source)
+            if path.is_file() and not _IGNORED_NAMES.intersection(rel.parts) and not is_test_only(rel):
                 files[str(Path("supabase") / path.relative_to(source))] = path.read_bytes()
     return files
 

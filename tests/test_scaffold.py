@@ -124,3 +124,15 @@ def test_init_command_reports_each_file(tmp_path):
     assert "created  supabase/config.toml" in result.output
     again = CliRunner().invoke(app, ["init", str(target)])
     assert "unchanged  supabase/config.toml" in again.output and "created" not in again.output
+
+
+def test_init_ships_no_test_file_of_the_function(tmp_path):
+    """Our *_test.ts and testing/ fakes would fail in a user's project (test_database.ts needs
+    TEST_DATABASE_URL): init writes the runtime files and migrations only."""
+    from supactl.scaffold import init_project
+
+    init_project(tmp_path)
+    written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
+    function_files = [p for p in written if p.parts[:3] == ("supabase", "functions", "twilio-voice")]
+    assert any(p.name == "index.ts" for p in function_files)
+    assert [p for p in written if p.name.endswith("_test.ts") or "testing" in p.parts] == []
