@@ -18,7 +18,7 @@ import httpx
 
 from supactl import config
 from supactl.errors import ApiError, ConfigError
-from supactl.http import RetryPolicy, Service, Trace, api_client, first_line
+from supactl.http import RetryPolicy, Service, Trace, api_client, default_render_error
 
 # GoTrue caps per_page silently; 1000 is what its admin list accepts in one page.
 USERS_PER_PAGE = 1000
@@ -30,17 +30,15 @@ WHERE_SERVICE_ROLE_KEY = ("the service_role key (or a secret key, sb_secret_…)
 
 
 def _render_error(response: httpx.Response) -> str:
-    """GoTrue answers `{code, error_code, msg}`; the gateway in front answers `{message}`."""
+    """GoTrue answers `{code, error_code, msg}`, the gateway in front `{message}`: the shared
+    renderer reads either; GoTrue's error_code is added, since it names the cause exactly."""
+    message = default_render_error(response)
     try:
         body = response.json()
     except ValueError:
-        return first_line(response.text) or response.reason_phrase
-    if isinstance(body, dict):
-        for key in ("msg", "message", "error_description", "error"):
-            if isinstance(body.get(key), str) and body[key]:
-                code = body.get("error_code")
-                return first_line(body[key]) + (f" [{code}]" if isinstance(code, str) else "")
-    return first_line(response.text)
+        return message
+    code = body.get("error_code") if isinstance(body, dict) else None
+    return message + (f" [{code}]" if isinstance(code, str) else "")
 
 
 def _hint(status: int) -> str | None:
