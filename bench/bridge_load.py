@@ -30,12 +30,12 @@ from pathlib import Path
 
 import psycopg
 
-from supactl.db import apply_local_bootstrap
-from supactl.deno_runtime import deno_binary, deno_env
-from supactl.embedded_db import EmbeddedPostgres, create_database
-from supactl.migrations import push
+from supactl.database.connection import apply_local_bootstrap
+from supactl.database.migrations import push
+from supactl.database.tenants import add_number, add_tenant
+from supactl.dev_stack.deno_runtime import deno_binary, deno_env
+from supactl.dev_stack.postgres_server import EmbeddedPostgres, create_database
 from supactl.project_files import bundled_function_dir, bundled_migrations_dir
-from supactl.tenants import add_number, add_tenant
 
 BENCH_DIR = Path(__file__).resolve().parent
 LEVELS = (10, 100, 200, 500, 1000)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import psycopg
 
-from supactl.db import apply_local_bootstrap
-from supactl.embedded_db import EmbeddedPostgres, create_database
-from supactl.migrations import push
+from supactl.database.connection import apply_local_bootstrap
+from supactl.database.migrations import push
+from supactl.dev_stack.postgres_server import EmbeddedPostgres, create_database
 from supactl.project_files import bundled_migrations_dir
 
 LATEST_50 = "select * from {table} order by created_at desc limit 50"

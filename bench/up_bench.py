@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from supactl.embedded_db import EmbeddedPostgres
+from supactl.dev_stack.postgres_server import EmbeddedPostgres
 from tests.contract_servers.stack import cloud_stack
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import typer
 
 from supactl import __version__
-from supactl.commands._edge import HELP_MARKUP
 from supactl.commands import db as db_commands
 from supactl.commands import tenants as tenant_commands
-from supactl.commands.twilio import twilio_app
 from supactl.commands import call as call_commands, calls as calls_commands, dev as dev_commands
 from supactl.commands import cloud as cloud_commands, secrets as secrets_commands
+from supactl.commands._output import HELP_MARKUP
 from supactl.commands.members import members_app
+from supactl.commands.twilio import twilio_app
 
 app = typer.Typer(
     rich_markup_mode=HELP_MARKUP,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from supactl.db import apply_local_bootstrap
-from supactl.embedded_db import EmbeddedPostgres, create_database
+from supactl.database.connection import apply_local_bootstrap
+from supactl.dev_stack.postgres_server import EmbeddedPostgres, create_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def empty_db_url(pg_server: EmbeddedPostgres, request: pytest.FixtureRequest) ->
 @pytest.fixture(scope="module")
 def db_url(empty_db_url: str) -> str:
     """A database with every migration of supabase/migrations applied."""
-    from supactl.migrations import push
+    from supactl.database.migrations import push
 
     push(empty_db_url, REPO_ROOT / "supabase" / "migrations")
     return empty_db_url

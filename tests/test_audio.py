@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from supactl import audio
+from supactl.simulator import audio
 
 
 def _pcm_wav(path: Path, samples: list[int], rate: int, width: int = 2, channels: int = 1) -> Path:

@@ -7,11 +7,11 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from supactl.calls import CallNotFound, PostgresCallLog
 from supactl.cli import app
-from supactl.db import connect
+from supactl.database.call_log import CallNotFound, PostgresCallLog
+from supactl.database.connection import connect
+from supactl.database.jwt_tokens import claims_of, sign_hs256, tenant_token
 from supactl.errors import ConfigError
-from supactl.jwt_tokens import claims_of, sign_hs256, tenant_token
 
 SECRET = "test-jwt-secret-with-at-least-32-characters"
 SID_A = "CA" + "a" * 32
@@ -100,7 +100,7 @@ def postgrest(db_url, tenants):
 
 
 def test_through_the_supabase_api_a_tenant_jwt_sees_only_its_calls(postgrest, tenants):
-    from supactl.calls import SupabaseCallLog
+    from supactl.database.call_log import SupabaseCallLog
 
     anon_key = sign_hs256({"role": "anon", "exp": time.time() + 60}, SECRET)
     token = tenant_token(tenants["Acme"], SECRET, subject="s")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from contract_servers.management_api import ManagementApiServer
 from supactl.cli import app
-from supactl.supabase_api import secret_digest
+from supactl.cloud.management_api import secret_digest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_cli"
 

@@ -1,4 +1,4 @@
-"""supactl.deploy_bundle: which files a deploy uploads, in the official CLI's order."""
+"""supactl.cloud.deploy_bundle: which files a deploy uploads, in the official CLI's order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from supactl.deploy_bundle import collect_function, relative_imports
+from supactl.cloud.deploy_bundle import collect_function, relative_imports
 from supactl.errors import ConfigError
 from supactl.project_files import bundled_supabase_dir
 

@@ -8,14 +8,15 @@ import pytest
 from typer.testing import CliRunner
 
 from contract_servers.stack import NUMBER, cloud_stack
-from supactl import doctor, up
-from supactl import supabase_api as api
 from supactl.cli import app
-from supactl.db import connect
-from supactl.http import RetryPolicy
-from supactl.migrations import push
-from supactl.tenants import add_number, add_tenant
-from supactl.twilio_api import TwilioClient
+from supactl.cloud import doctor
+from supactl.cloud import up
+from supactl.cloud import management_api as api
+from supactl.cloud.http_client import RetryPolicy
+from supactl.cloud.twilio_api import TwilioClient
+from supactl.database.connection import connect
+from supactl.database.migrations import push
+from supactl.database.tenants import add_number, add_tenant
 
 NO_WAIT = RetryPolicy(sleep=lambda s: None)
 

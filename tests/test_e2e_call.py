@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from supactl.calls import CallNotFound, PostgresCallLog
-from supactl.db import connect
-from supactl.jwt_tokens import tenant_token
-from supactl.localstack import read_dev_env
+from supactl.database.call_log import CallNotFound, PostgresCallLog
+from supactl.database.connection import connect
+from supactl.database.jwt_tokens import tenant_token
+from supactl.dev_stack.stack import read_dev_env
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 240

@@ -23,13 +23,15 @@ from array import array
 
 import pytest
 
-from supactl import audio, tenants
-from supactl.call_script import HangUp, Play, Silence, WaitForAudio, WaitForReply
-from supactl.db import connect
-from supactl.deno_runtime import deno_binary, deno_env
+from supactl.simulator import audio
+
+from supactl.database import tenants
+from supactl.database.connection import connect
+from supactl.dev_stack.deno_runtime import deno_binary, deno_env
+from supactl.dev_stack.realtime_peer import PeerBehaviour, RealtimePeer
 from supactl.project_files import bundled_function_dir
-from supactl.realtime_peer import PeerBehaviour, RealtimePeer
-from supactl.simulator import CallOptions, CallReport, place_call_async
+from supactl.simulator.call_script import HangUp, Play, Silence, WaitForAudio, WaitForReply
+from supactl.simulator.simulated_call import CallOptions, CallReport, place_call_async
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""supactl.http: retries, Retry-After, one-line errors, redaction — with a fake sleep, never waiting."""
+"""supactl.cloud.http_client: retries, Retry-After, one-line errors, redaction — with a fake sleep, never waiting."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from supactl.cloud.http_client import RetryPolicy, Service, TraceLog, api_client, retry_after_seconds
 from supactl.errors import ApiError
-from supactl.http import RetryPolicy, Service, TraceLog, api_client, retry_after_seconds
 from supactl.redact import register
 
 SERVICE = Service("Example API")

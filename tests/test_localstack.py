@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from supactl.localstack import DevSettings, DevStack, DevStackError, read_dev_env, readable_function_log
+from supactl.dev_stack.stack import DevSettings, DevStack, DevStackError, read_dev_env, readable_function_log
 
 
 def test_function_json_log_lines_become_one_readable_line():
@@ -34,7 +34,7 @@ def test_dev_env_is_empty_before_the_first_run(tmp_path):
 
 def test_a_port_held_only_by_time_wait_sockets_counts_as_free():
     """Restarting `supactl dev` within a minute used to fail: the old connections sat in TIME_WAIT."""
-    from supactl.localstack import _port_free
+    from supactl.dev_stack.stack import _port_free
 
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

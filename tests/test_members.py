@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from supactl.cli import app
-from supactl.jwt_tokens import sign_hs256
+from supactl.database.jwt_tokens import sign_hs256
 from tests.contract_servers.supabase_auth import SupabaseAuthServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -225,8 +225,8 @@ def test_an_added_member_reads_exactly_their_tenant_and_nothing_after_removal(au
 
 
 def test_doctor_names_each_tenant_with_calls_but_no_member(auth, fresh_db_url, tmp_path):
-    from supactl import doctor
-    from supactl.migrations import push
+    from supactl.cloud import doctor
+    from supactl.database.migrations import push
     from tests.conftest import REPO_ROOT
 
     push(fresh_db_url, REPO_ROOT / "supabase" / "migrations")
@@ -252,7 +252,7 @@ def test_doctor_names_each_tenant_with_calls_but_no_member(auth, fresh_db_url, t
 
 
 def test_doctor_skips_the_members_check_without_a_key(tmp_path, db_url):
-    from supactl import doctor
+    from supactl.cloud import doctor
 
     check = doctor._members_check(doctor.DoctorInputs(tmp_path, {"SUPABASE_AUTH_URL": "http://127.0.0.1:9"},
                                                       db_url=db_url))

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from supactl.cli import app
+from supactl.database.migrations import push, status
+from supactl.database.sql_split import split_statements
 from supactl.errors import MigrationError
-from supactl.migrations import push, status
-from supactl.sql_split import split_statements
 
 REPO_MIGRATIONS = Path(__file__).resolve().parent.parent / "supabase" / "migrations"
 SPLIT_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "migration_split"

@@ -9,8 +9,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from supactl import audio
-from supactl.realtime_peer import PeerBehaviour, RealtimePeer
+from supactl.dev_stack.realtime_peer import PeerBehaviour, RealtimePeer
+from supactl.simulator import audio
 
 KEY = "sk-test-realtime-key"
 GA_UPDATE = {"type": "session.update", "session": {

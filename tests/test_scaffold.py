@@ -1,4 +1,4 @@
-"""supactl.scaffold (`supactl init`): writes the project, safely on every later run."""
+"""supactl.cloud.scaffold (`supactl init`): writes the project, safely on every later run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tomlkit
 from typer.testing import CliRunner
 
 from supactl.cli import app
-from supactl.scaffold import ENV_EXAMPLE, bundled_files, init_project
+from supactl.cloud.scaffold import ENV_EXAMPLE, bundled_files, init_project
 
 FUNCTION_INDEX = "supabase/functions/twilio-voice/deno.json"
 
@@ -129,7 +129,7 @@ def test_init_command_reports_each_file(tmp_path):
 def test_init_ships_no_test_file_of_the_function(tmp_path):
     """Our *_test.ts and testing/ fakes would fail in a user's project (test_database.ts needs
     TEST_DATABASE_URL): init writes the runtime files and migrations only."""
-    from supactl.scaffold import init_project
+    from supactl.cloud.scaffold import init_project
 
     init_project(tmp_path)
     written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]

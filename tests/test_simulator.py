@@ -12,11 +12,11 @@ from urllib.parse import parse_qsl
 import pytest
 from websockets.sync.server import serve
 
-from supactl import audio
-from supactl.call_script import Caller, Dtmf, Hearing, HangUp, Play, Silence, WaitForReply
-from supactl.simulator import CallFailed, CallOptions, PlayoutQueue, place_call
+from supactl.simulator import audio
+from supactl.simulator.call_script import Caller, Dtmf, Hearing, HangUp, Play, Silence, WaitForReply
+from supactl.simulator.simulated_call import CallFailed, CallOptions, PlayoutQueue, place_call
+from supactl.simulator.twiml import TwimlError, parse_twiml
 from supactl.twilio_signature import sign
-from supactl.twiml import TwimlError, parse_twiml
 
 TOKEN = "twilio-test-auth-token"
 

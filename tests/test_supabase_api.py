@@ -1,4 +1,4 @@
-"""supactl.supabase_api against the Management API contract server, and byte-for-byte against the
+"""supactl.cloud.management_api against the Management API contract server, and byte-for-byte against the
 requests the official CLI sends (tests/fixtures/official_cli/, captured from supabase 2.117.0)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from contract_servers.management_api import ManagementApiServer
-from supactl import supabase_api as api
+from supactl.cloud import management_api as api
+from supactl.cloud.deploy_bundle import collect_function
+from supactl.cloud.http_client import RetryPolicy
 from supactl.config import ManagementSettings
-from supactl.deploy_bundle import collect_function
 from supactl.errors import ApiError, ConfigError
-from supactl.http import RetryPolicy
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_cli"
 REF = "abcdefghijklmnopqrst"

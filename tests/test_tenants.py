@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from supactl.cli import app
-from supactl.tenants import TenantError, add_number, add_tenant, list_numbers, normalize_e164, remove_number
+from supactl.database.tenants import TenantError, add_number, add_tenant, list_numbers, normalize_e164, remove_number
 
 runner = CliRunner()
 

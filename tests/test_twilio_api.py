@@ -1,4 +1,4 @@
-"""supactl.twilio_api against the Twilio contract server: paging, linking, refusals, retries, auth."""
+"""supactl.cloud.twilio_api against the Twilio contract server: paging, linking, refusals, retries, auth."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from supactl.cloud.deployed_function import function_url
+from supactl.cloud.http_client import RetryPolicy, TraceLog
 from supactl.errors import ApiError, CheckFailed, ConfigError, SupactlError
-from supactl.http import RetryPolicy, TraceLog
 from supactl.redact import redact
-from supactl.twilio_api import (
+from supactl.cloud.twilio_api import (
     IncomingNumber,
     NumberNotFound,
     NumberRoutedElsewhere,
     TwilioClient,
-    function_url,
     link_number,
     route_of,
 )

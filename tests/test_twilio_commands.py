@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from supactl import tenants
 from supactl.cli import app
-from supactl.db import connect
+from supactl.database import tenants
+from supactl.database.connection import connect
 from tests.contract_servers.twilio import TwilioContractServer
 
 REF = "abcdefghijklmnopqrst"

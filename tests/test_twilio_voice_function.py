@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from supactl.deno_runtime import deno_binary, deno_env
+from supactl.dev_stack.deno_runtime import deno_binary, deno_env
 
 FUNCTION_DIR = Path(__file__).resolve().parent.parent / "supabase" / "functions" / "twilio-voice"
 

@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from contract_servers.stack import NUMBER, cloud_stack
-from supactl import supabase_api as api
-from supactl import up
 from supactl.cli import app
-from supactl.db import connect
-from supactl.http import RetryPolicy
-from supactl.twilio_api import TwilioClient
+from supactl.cloud import management_api as api
+from supactl.cloud import up
+from supactl.cloud.http_client import RetryPolicy
+from supactl.cloud.twilio_api import TwilioClient
+from supactl.database.connection import connect
 
 NO_WAIT = RetryPolicy(sleep=lambda s: None)
 
@@ -107,7 +107,7 @@ def test_dry_run_only_reads_and_says_what_would_change(stack):
 
 
 def test_numbers_default_to_the_tenants_in_the_database(pg_server, tmp_path):
-    from supactl.tenants import add_number, add_tenant
+    from supactl.database.tenants import add_number, add_tenant
 
     with cloud_stack(pg_server, tmp_path, numbers_variable=False) as stack:
         first = run_up(stack)

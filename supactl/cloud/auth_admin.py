@@ -17,8 +17,8 @@ from typing import Any, Mapping
 import httpx
 
 from supactl import config
+from supactl.cloud.http_client import RetryPolicy, Service, Trace, api_client, default_render_error
 from supactl.errors import ApiError, ConfigError
-from supactl.http import RetryPolicy, Service, Trace, api_client, default_render_error
 
 # GoTrue caps per_page silently; 1000 is what its admin list accepts in one page.
 USERS_PER_PAGE = 1000

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from supactl.commands._edge import echo
+from supactl.commands._output import echo
 
 if TYPE_CHECKING:
     import httpx
@@ -29,7 +29,8 @@ def trace_sink(verbose: bool):
 
 def management(workdir: Path, project_ref: Optional[str], verbose: bool) -> "tuple[ManagementSettings, httpx.Client]":
     """Settings checked before any request, and a Management API client for them."""
-    from supactl import config, supabase_api
+    from supactl import config
+    from supactl.cloud import management_api as supabase_api
 
     settings = config.management_settings(project_ref_flag=project_ref, project_dir=workdir)
     return settings, supabase_api.management_client(settings, trace=trace_sink(verbose))

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, echo, print_json
+from supactl.commands._output import cli_errors, echo, print_json
 
 
 def print_call_report(report, turns: list | None) -> None:
@@ -73,13 +73,13 @@ def call(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Place a simulated Twilio call: signed webhook, TwiML, media stream in real time, report."""
-    from supactl import call_script as steps
     from supactl import config
-    from supactl.calls import PostgresCallLog, wait_until_final
+    from supactl.database.call_log import PostgresCallLog, wait_until_final
+    from supactl.database.tenants import normalize_e164
+    from supactl.dev_stack.stack import read_dev_env
     from supactl.errors import ConfigError, SupactlError
-    from supactl.localstack import read_dev_env
-    from supactl.simulator import CallOptions, place_call
-    from supactl.tenants import normalize_e164
+    from supactl.simulator import call_script as steps
+    from supactl.simulator.simulated_call import CallOptions, place_call
 
     dev = read_dev_env(Path.cwd())
     function_url = function_url or dev.get("SUPACTL_FUNCTION_URL")
@@ -120,7 +120,7 @@ def call(
         except SupactlError as exc:
             echo(f"transcript: not available ({exc.message})", err=True)
     if as_json:
-        from supactl.calls import transcript_lines
+        from supactl.database.call_log import transcript_lines
 
         print_json({**report.as_dict(), "transcript": transcript_lines(turns) if turns is not None else None})
     else:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, command_group, print_json
+from supactl.commands._output import cli_errors, command_group, print_json
 
 calls_app = command_group("Read the call log and transcripts.")
 
@@ -22,9 +22,11 @@ JSON = typer.Option(False, "--json", help="Print the result as JSON.")
 def _call_log(db_url: Optional[str], jwt: Optional[str], project_url: Optional[str], key: Optional[str]):
     from pathlib import Path
 
-    from supactl import calls, config
+    from supactl import config
+
+    from supactl.database import call_log as calls
+    from supactl.dev_stack.stack import read_dev_env
     from supactl.errors import ConfigError
-    from supactl.localstack import read_dev_env
     from supactl.redact import register
 
     register(jwt)
@@ -89,7 +91,7 @@ def calls_show(
     key: Optional[str] = KEY, as_json: bool = JSON,
 ) -> None:
     """Show one call and its transcript, in conversation order."""
-    from supactl.calls import transcript_lines
+    from supactl.database.call_log import transcript_lines
 
     call, turns = _call_log(db_url, jwt, project_url, key).call_with_turns(call_sid)
     if as_json:

@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, echo, print_json
 from supactl.commands._options import DB_URL, FUNCTION, JSON, PROJECT_REF, VERBOSE, WORKDIR, management
+from supactl.commands._output import cli_errors, echo, print_json
 from supactl.errors import CheckFailed, SupactlError
 
 _MARKS = {"changed": "✓", "unchanged": "=", "would change": "~", "skipped": "-",
@@ -23,7 +23,7 @@ def init(
     as_json: bool = JSON,
 ) -> None:
     """Write the function, migrations, config.toml, .env.example and .gitignore entry."""
-    from supactl.scaffold import init_project
+    from supactl.cloud.scaffold import init_project
 
     outcomes = init_project(directory, force=force)
     if as_json:
@@ -42,9 +42,9 @@ def deploy(
     as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Upload the function with verify_jwt off, then confirm it is ACTIVE."""
-    from supactl import deploy as deployer
-    from supactl.deploy_bundle import collect_function
-    from supactl.twilio_api import function_url
+    from supactl.cloud import deploy as deployer
+    from supactl.cloud.deploy_bundle import collect_function
+    from supactl.cloud.deployed_function import function_url
 
     bundle = collect_function(workdir, function)  # refuses a bad folder before any request
     settings, client = management(workdir, project_ref, verbose)
@@ -69,7 +69,7 @@ def up(
     as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Migrations, secrets, function, phone numbers: everything, only what changed."""
-    from supactl import up as runner
+    from supactl.cloud import up as runner
     from supactl.commands._options import trace_sink
 
     done: list = []
@@ -78,7 +78,7 @@ def up(
         _, client = management(workdir, project_ref, verbose)
         twilio = None
         if inputs.numbers:
-            from supactl.twilio_api import TwilioClient
+            from supactl.cloud.twilio_api import TwilioClient
 
             twilio = TwilioClient.from_config(project_dir=workdir, trace=trace_sink(verbose))
         with client, _progress(enabled=not as_json) as starting:
@@ -114,7 +114,7 @@ def doctor(
     """Check every link from a phone call to the database; print the fix for each broken one."""
     import os
 
-    from supactl import doctor as checker
+    from supactl.cloud import doctor as checker
 
     def show(check) -> None:
         if not as_json:

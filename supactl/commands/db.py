@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, command_group, echo, print_json
+from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 app = command_group("Apply and inspect database migrations.")
 
@@ -27,7 +27,8 @@ def push(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Apply pending migrations, each file atomically with its history row."""
-    from supactl import config, migrations
+    from supactl import config
+    from supactl.database import migrations
 
     result = migrations.push(config.db_url(db_url), migrations_dir, include_all=include_all, dry_run=dry_run)
     if as_json:
@@ -56,7 +57,8 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
     """Local migration files against the versions applied to the database."""
-    from supactl import config, migrations
+    from supactl import config
+    from supactl.database import migrations
 
     rows = migrations.status(config.db_url(db_url), migrations_dir)
     if as_json:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from supactl.commands._edge import cli_errors, echo
+from supactl.commands._output import cli_errors, echo
 
 
 def _print_info(info) -> None:
@@ -38,7 +38,7 @@ def dev(
 
     The model is OpenAI Realtime when OPENAI_API_KEY is set, otherwise a loopback that plays the caller's audio back.
     """
-    from supactl.localstack import DevSettings, DevStack, demo_call, require_local_stack
+    from supactl.dev_stack.stack import DevSettings, DevStack, demo_call, require_local_stack
 
     require_local_stack()
     stop = threading.Event()
@@ -62,7 +62,7 @@ def dev(
         while not stop.wait(0.5):
             code = stack.function_exited()
             if code is not None:
-                from supactl.localstack import DevStackError
+                from supactl.dev_stack.stack import DevStackError
 
                 raise DevStackError(f"the function exited (code {code}); its log is above")
     finally:

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, command_group, echo, print_json
 from supactl.commands._options import DB_URL, JSON, PROJECT_REF, VERBOSE, WORKDIR, trace_sink
+from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 members_app = command_group("Let people read a tenant's calls (Supabase Auth users).")
 
@@ -18,8 +18,9 @@ SERVICE_ROLE_KEY = typer.Option(None, "--service-role-key",
 
 
 def _tenant(db_url: Optional[str], workdir: Path, tenant: str):
-    from supactl import config, tenants
-    from supactl.db import connect
+    from supactl import config
+    from supactl.database import tenants
+    from supactl.database.connection import connect
 
     with connect(config.db_url(db_url, project_dir=workdir), autocommit=True) as conn:
         return tenants.find_tenant(conn, tenant)

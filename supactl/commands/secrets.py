@@ -8,8 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, command_group, echo, print_json
 from supactl.commands._options import JSON, PROJECT_REF, VERBOSE, WORKDIR, management
+from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 secrets_app = command_group("Manage the Edge Functions' secrets (environment).")
 
@@ -20,9 +20,9 @@ def parse_pairs(pairs: list[str], env_file: Path | None) -> dict[str, str]:
     """KEY=VALUE arguments, after the pairs of --env-file (arguments win). SUPABASE_* names in an
     env file are skipped with a warning, as the official CLI does: a project .env usually holds
     SUPABASE_URL and friends, which the platform sets itself."""
+    from supactl.cloud.management_api import check_secret_name
     from supactl.errors import ConfigError
     from supactl.redact import register
-    from supactl.supabase_api import check_secret_name
 
     values: dict[str, str] = {}
     if env_file is not None:
@@ -59,7 +59,7 @@ def secrets_set(
     workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF, as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Create or replace secrets (the function sees them as environment variables)."""
-    from supactl import supabase_api as api
+    from supactl.cloud import management_api as api
 
     values = parse_pairs(pairs or [], env_file)
     settings, client = management(workdir, project_ref, verbose)
@@ -79,7 +79,7 @@ def secrets_set(
 def secrets_list(workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF, as_json: bool = JSON,
                  verbose: bool = VERBOSE) -> None:
     """List secret names with the SHA-256 digest of each value."""
-    from supactl import supabase_api as api
+    from supactl.cloud import management_api as api
 
     settings, client = management(workdir, project_ref, verbose)
     with client:
@@ -103,7 +103,7 @@ def secrets_unset(
     workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF, as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Delete secrets."""
-    from supactl import supabase_api as api
+    from supactl.cloud import management_api as api
 
     for name in names:
         api.check_secret_name(name)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, command_group, echo, print_json
+from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 tenants_app = command_group("Manage tenants.")
 numbers_app = command_group("Assign phone numbers to tenants.")
@@ -17,7 +17,7 @@ JSON = typer.Option(False, "--json", help="Print the result as JSON.")
 
 def _connect(db_url: Optional[str]):
     from supactl import config
-    from supactl.db import connect
+    from supactl.database.connection import connect
 
     return connect(config.db_url(db_url), autocommit=True)
 
@@ -26,7 +26,7 @@ def _connect(db_url: Optional[str]):
 @cli_errors
 def tenants_add(name: str, db_url: Optional[str] = DB_URL, as_json: bool = JSON) -> None:
     """Create a tenant."""
-    from supactl import tenants
+    from supactl.database import tenants
 
     with _connect(db_url) as conn:
         tenant = tenants.add_tenant(conn, name)
@@ -40,7 +40,7 @@ def tenants_add(name: str, db_url: Optional[str] = DB_URL, as_json: bool = JSON)
 @cli_errors
 def tenants_list(db_url: Optional[str] = DB_URL, as_json: bool = JSON) -> None:
     """List tenants."""
-    from supactl import tenants
+    from supactl.database import tenants
 
     with _connect(db_url) as conn:
         rows = tenants.list_tenants(conn)
@@ -65,7 +65,7 @@ def numbers_add(
     as_json: bool = JSON,
 ) -> None:
     """Route calls to NUMBER to TENANT."""
-    from supactl import tenants
+    from supactl.database import tenants
 
     tenants.normalize_e164(number)  # a typo is reported before any connection is tried
     with _connect(db_url) as conn:
@@ -85,7 +85,7 @@ def numbers_list(
     as_json: bool = JSON,
 ) -> None:
     """List numbers and their tenants."""
-    from supactl import tenants
+    from supactl.database import tenants
 
     with _connect(db_url) as conn:
         rows = tenants.list_numbers(conn, tenant)
@@ -105,7 +105,7 @@ def numbers_list(
 @cli_errors
 def numbers_remove(number: str, db_url: Optional[str] = DB_URL) -> None:
     """Stop routing NUMBER to its tenant."""
-    from supactl import tenants
+    from supactl.database import tenants
 
     with _connect(db_url) as conn:
         tenants.remove_number(conn, number)

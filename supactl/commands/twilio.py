@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._edge import cli_errors, command_group, echo, print_json
+from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 twilio_app = command_group("Point Twilio phone numbers at the function.")
 
@@ -40,8 +40,10 @@ def link_number_command(
     verbose: bool = VERBOSE,
 ) -> None:
     """Send calls to NUMBER to the function: VoiceUrl = the function URL, VoiceMethod = POST."""
-    from supactl import config, tenants
-    from supactl.twilio_api import TwilioClient, function_url as resolve_function_url, link_number
+    from supactl import config
+    from supactl.cloud.deployed_function import function_url as resolve_function_url
+    from supactl.cloud.twilio_api import TwilioClient, link_number
+    from supactl.database import tenants
 
     project_dir = Path.cwd()
     e164 = tenants.normalize_e164(number)
@@ -52,7 +54,7 @@ def link_number_command(
         if database is None:
             result, assigned = link_number(client, e164, url, force=force), None
         else:
-            from supactl.db import connect
+            from supactl.database.connection import connect
 
             # One transaction: the tenant check runs before Twilio is changed, and the number is
             # recorded only if linking succeeded (an exception rolls the insert back).
@@ -89,8 +91,9 @@ def numbers_command(
     verbose: bool = VERBOSE,
 ) -> None:
     """List the account's numbers, where each one's calls go, and whether that is this project's function."""
+    from supactl.cloud.deployed_function import function_url as resolve_function_url
+    from supactl.cloud.twilio_api import TwilioClient, route_of
     from supactl.errors import ConfigError
-    from supactl.twilio_api import TwilioClient, function_url as resolve_function_url, route_of
 
     project_dir = Path.cwd()
     try:

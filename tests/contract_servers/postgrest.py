@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 import psycopg
 from psycopg import sql
 
+from supactl.database.jwt_tokens import claims_of
 from supactl.errors import ConfigError
-from supactl.jwt_tokens import claims_of
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _EMBED = re.compile(r"^([a-z_]+)(!inner)?\(([a-z_,]+)\)$")

@@ -10,9 +10,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supactl.db import apply_local_bootstrap
-from supactl.embedded_db import EmbeddedPostgres, create_database
-from supactl.scaffold import init_project
+from supactl.cloud.scaffold import init_project
+from supactl.database.connection import apply_local_bootstrap
+from supactl.dev_stack.postgres_server import EmbeddedPostgres, create_database
 
 from .function_webhook import FunctionWebhookServer
 from .management_api import ManagementApiServer

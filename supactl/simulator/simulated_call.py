@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-from supactl import audio
-from supactl.call_script import Caller, Hearing, HangUp, Step, default_script
 from supactl.errors import SupactlError
+from supactl.simulator import audio
+from supactl.simulator.call_script import Caller, Hearing, HangUp, Step, default_script
+from supactl.simulator.twiml import StreamConnect, Twiml, parse_twiml
 from supactl.twilio_signature import sign
-from supactl.twiml import StreamConnect, Twiml, parse_twiml
 
 API_VERSION = "2010-04-01"
 MAX_STREAMS_PER_CALL = 50  # a loop of handoffs is a bug, not a long call

@@ -150,7 +150,7 @@ class DevStack:
             raise
 
     def _start(self) -> DevInfo:
-        from supactl.jwt_tokens import service_role_token, tenant_token
+        from supactl.database.jwt_tokens import service_role_token, tenant_token
         from supactl.project_files import FUNCTION_NAME
 
         settings = self.settings
@@ -194,7 +194,7 @@ class DevStack:
         return info
 
     def _start_postgres(self, project: Path) -> str:
-        from supactl.embedded_db import EmbeddedPostgres
+        from supactl.dev_stack.postgres_server import EmbeddedPostgres
 
         self.postgres = EmbeddedPostgres(state_dir(project) / "postgres")
         was_running = (self.postgres.pgdata / "postmaster.pid").exists()
@@ -205,9 +205,9 @@ class DevStack:
         return url
 
     def _prepare_database(self, db_url: str, project: Path) -> tuple[str, str, str]:
-        from supactl import tenants
-        from supactl.db import apply_local_bootstrap, connect
-        from supactl.migrations import push
+        from supactl.database import tenants
+        from supactl.database.connection import apply_local_bootstrap, connect
+        from supactl.database.migrations import push
         from supactl.project_files import bundled_migrations_dir
 
         apply_local_bootstrap(db_url)
@@ -239,7 +239,7 @@ class DevStack:
             url = environ.get("OPENAI_REALTIME_URL") or "wss://api.openai.com/v1/realtime"
             self.log("model", f"OpenAI Realtime at {url} (OPENAI_API_KEY is set)")
             return url, key, url
-        from supactl.realtime_peer import PeerBehaviour, RealtimePeer
+        from supactl.dev_stack.realtime_peer import PeerBehaviour, RealtimePeer
 
         self.peer = RealtimePeer(PeerBehaviour(api_keys=frozenset({LOOPBACK_KEY})),
                                  log=lambda line: self.log("model", line))
@@ -248,7 +248,7 @@ class DevStack:
         return url, LOOPBACK_KEY, "loopback"
 
     def _start_function(self, project: Path, env: dict[str, str]) -> None:
-        from supactl.deno_runtime import deno_binary, deno_env
+        from supactl.dev_stack.deno_runtime import deno_binary, deno_env
         from supactl.project_files import FUNCTION_NAME, bundled_function_dir
 
         folder = project / "supabase" / "functions" / FUNCTION_NAME
@@ -344,8 +344,8 @@ def _stop_process_group(process: subprocess.Popen, grace_s: float = 5.0) -> None
 
 def demo_call(info: DevInfo, log: Callable[[str], None]) -> tuple[Any, list[Any]]:
     """Place one simulated call with the bundled sample; return the report and stored transcript."""
-    from supactl.calls import PostgresCallLog, wait_until_final
-    from supactl.simulator import CallOptions, place_call
+    from supactl.database.call_log import PostgresCallLog, wait_until_final
+    from supactl.simulator.simulated_call import CallOptions, place_call
 
     options = CallOptions(function_url=info.function_url, auth_token=info.twilio_auth_token,
                           from_number=DEMO_CALLER, to_number=info.number,

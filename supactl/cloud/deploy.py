@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from supactl import supabase_api as api
-from supactl.deploy_bundle import FunctionBundle
+from supactl.cloud import management_api as api
+from supactl.cloud.deploy_bundle import FunctionBundle
 from supactl.errors import CheckFailed
 
 STATE_FILE = Path("supabase") / ".temp" / "supactl-deploys.json"

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supactl.db import connect
+from supactl.database.connection import connect
+from supactl.database.sql_split import split_statements
 from supactl.errors import MigrationError
-from supactl.sql_split import split_statements
 
 MIGRATION_FILE = re.compile(r"^([0-9]+)_(.*)\.sql$")
 

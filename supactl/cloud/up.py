@@ -4,7 +4,7 @@ Everything is read and checked first (`gather`: settings, formats, which numbers
 value stops the run before any change. Then `run` does the steps in order, each idempotent:
 migrations already applied are skipped, secrets are compared by SHA-256 digest with what the API
 reports, the function is uploaded only if its files or the deployed version changed (see
-supactl.deploy), and a number already pointing at the function is left alone. `dry_run` makes
+supactl.cloud.deploy), and a number already pointing at the function is left alone. `dry_run` makes
 only read requests and reports what would change.
 
 Which numbers: SUPACTL_TWILIO_NUMBERS (comma-separated E.164) when set, else every number recorded
@@ -22,15 +22,11 @@ from typing import Callable, Mapping
 import httpx
 
 from supactl import config
-from supactl import supabase_api as api
+from supactl.cloud import management_api as api
+from supactl.cloud.deployed_function import NUMBERS_VARIABLE, OPTIONAL_SECRETS, REQUIRED_SECRETS, configured_numbers
 from supactl.errors import CheckFailed, ConfigError, SupactlError
 from supactl.project_files import FUNCTION_NAME
 
-# The function refuses to start without these (see the brief's environment list).
-REQUIRED_SECRETS = ("OPENAI_API_KEY", "TWILIO_AUTH_TOKEN")
-# Sent when set locally; SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY / SUPABASE_DB_URL come from the platform.
-OPTIONAL_SECRETS = ("PUBLIC_URL", "OPENAI_REALTIME_URL", "OPENAI_REALTIME_MODEL", "TURN_STORE", "WALL_CLOCK_LIMIT_S")
-NUMBERS_VARIABLE = "SUPACTL_TWILIO_NUMBERS"
 
 
 @dataclass
@@ -71,34 +67,9 @@ def function_secrets(project_dir: Path, environ: Mapping[str, str]) -> dict[str,
     return values
 
 
-def configured_numbers(project_dir: Path, environ: Mapping[str, str], db_url: str) -> tuple[list[str], str]:
-    from supactl.tenants import normalize_e164
-
-    listed = config.lookup(NUMBERS_VARIABLE, project_dir=project_dir, environ=environ)
-    if listed:
-        try:
-            numbers = [normalize_e164(n) for n in listed.split(",") if n.strip()]
-        except SupactlError as exc:
-            raise ConfigError(f"{NUMBERS_VARIABLE}: {exc.message}", hint=exc.hint) from None
-        return sorted(set(numbers)), NUMBERS_VARIABLE
-    return tenant_numbers(db_url), "tenant numbers in the database"
-
-
-def tenant_numbers(db_url: str) -> list[str]:
-    """Every number a tenant owns; [] when the tables do not exist yet (migrations not applied)."""
-    from supactl.db import connect
-
-    with connect(db_url, autocommit=True) as conn:
-        exists = conn.execute("select to_regclass('public.tenant_phone_numbers') is not null").fetchone()[0]
-        if not exists:
-            return []
-        rows = conn.execute("select phone_number from public.tenant_phone_numbers order by phone_number").fetchall()
-    return [row[0] for row in rows]
-
-
 def gather(project_dir: Path, *, environ: Mapping[str, str] | None = None, project_ref: str | None = None,
            db_url: str | None = None, slug: str = FUNCTION_NAME) -> UpInputs:
-    from supactl.twilio_api import function_url
+    from supactl.cloud.deployed_function import function_url
 
     environ = os.environ if environ is None else environ
     settings = config.management_settings(project_ref_flag=project_ref, project_dir=project_dir, environ=environ)
@@ -111,7 +82,7 @@ def gather(project_dir: Path, *, environ: Mapping[str, str] | None = None, proje
 
 
 def migrations_step(inputs: UpInputs, dry_run: bool) -> StepResult:
-    from supactl.migrations import push
+    from supactl.database.migrations import push
 
     result = push(inputs.db_url, inputs.migrations_dir, dry_run=dry_run)
     if dry_run:
@@ -143,8 +114,8 @@ def secrets_step(inputs: UpInputs, client: httpx.Client, dry_run: bool) -> StepR
 
 
 def function_step(inputs: UpInputs, client: httpx.Client, dry_run: bool) -> StepResult:
-    from supactl import deploy
-    from supactl.deploy_bundle import collect_function
+    from supactl.cloud import deploy
+    from supactl.cloud.deploy_bundle import collect_function
 
     ref = inputs.settings.project_ref
     bundle = collect_function(inputs.project_dir, inputs.slug)
@@ -166,7 +137,7 @@ def function_step(inputs: UpInputs, client: httpx.Client, dry_run: bool) -> Step
 
 
 def number_step(inputs: UpInputs, twilio, number: str, dry_run: bool) -> StepResult:
-    from supactl.twilio_api import link_number, route_of
+    from supactl.cloud.twilio_api import link_number, route_of
 
     step = f"number {number}"
     if dry_run:

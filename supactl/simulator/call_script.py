@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supactl import audio
+from supactl.simulator import audio
 
 # Frame level (16-bit RMS) above which a frame counts as speech: line noise sits well below it.
 SPEECH_RMS = 300

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from supactl.database.jwt_tokens import claims_of
 from supactl.errors import SupactlError
-from supactl.jwt_tokens import claims_of
 
 _CALL_COLUMNS = ("call_sid", "tenant_id", "from_number", "to_number", "started_at", "ended_at", "status",
                  "end_reason", "usage", "handoff_count")
@@ -74,7 +74,7 @@ class PostgresCallLog:
     def _query(self, sql: str, params: tuple) -> list[tuple]:
         from psycopg import sql as pgsql
 
-        from supactl.db import connect
+        from supactl.database.connection import connect
 
         with connect(self.db_url) as conn:
             if self.claims is not None:

@@ -1,7 +1,7 @@
 """Twilio REST (2010-04-01) for what supactl needs: find a phone number, point its voice webhook at
 the function, and tell where each number's calls go.
 
-`TwilioClient` wraps an httpx client from `supactl.http` (timeouts, retries on 429/5xx, one-line
+`TwilioClient` wraps an httpx client from `supactl.cloud.http_client` (timeouts, retries on 429/5xx, one-line
 errors); functions such as `link_number` take the client, so tests bind it to a contract server.
 """
 
@@ -20,7 +20,7 @@ from supactl.project_files import FUNCTION_NAME
 if TYPE_CHECKING:
     import httpx
 
-    from supactl.http import RetryPolicy, Trace
+    from supactl.cloud.http_client import RetryPolicy, Trace
 
 TWILIO_API_URL_DEFAULT = "https://api.twilio.com"
 API_VERSION = "2010-04-01"
@@ -108,7 +108,7 @@ class Route:
 
 def render_twilio_error(response: "httpx.Response") -> str:
     """Twilio's `{code, message, more_info, status}` as one line: message, code, link."""
-    from supactl.http import default_render_error, first_line
+    from supactl.cloud.http_client import default_render_error, first_line
 
     try:
         body = response.json()
@@ -143,7 +143,7 @@ class TwilioClient:
         """Credentials from the environment / .env: TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or
         with TWILIO_API_KEY + TWILIO_API_SECRET (preferred when set). Formats are checked here,
         before any request."""
-        from supactl.http import Service, api_client
+        from supactl.cloud.http_client import Service, api_client
 
         environ = os.environ if environ is None else environ
 
@@ -295,22 +295,6 @@ def route_of(number: IncomingNumber, function_url: str | None) -> Route:
             return Route(False, f"this project's function, but with {number.voice_method} (needs POST)")
         return Route(True, "this project's function")
     return Route(False, f"elsewhere: {number.voice_method or 'POST'} {number.voice_url}")
-
-
-def function_url(flag: str | None = None, *, project_ref: str | None = None, project_dir: Path | None = None,
-                 environ: Mapping[str, str] | None = None) -> str:
-    """The webhook the numbers should call: --function-url > PUBLIC_URL (the function's own public
-    URL, which it also signs and streams against) > https://REF.supabase.co/functions/v1/twilio-voice."""
-    url = flag or lookup("PUBLIC_URL", project_dir=project_dir, environ=environ)
-    if url:
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ConfigError(f"function URL {url!r} is not an http(s) URL",
-                              hint="pass --function-url https://REF.supabase.co/functions/v1/" + FUNCTION_NAME)
-        return url.rstrip("/")
-    from supactl.config import project_ref as configured_ref
-
-    ref = configured_ref(project_ref, project_dir=project_dir, environ=environ)
-    return f"https://{ref}.supabase.co/functions/v1/{FUNCTION_NAME}"
 
 
 def check_e164(e164: str) -> None:

@@ -17,13 +17,22 @@ import math
 import time
 from array import array
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from supactl import audio
-from supactl.realtime_validation import RealtimeRefusal, check_client_event
+from supactl.dev_stack.realtime_validation import RealtimeRefusal, check_client_event
+from supactl.simulator import audio
 
-if TYPE_CHECKING:
-    from supactl.realtime_peer import RealtimePeer
+
+class SessionHost(Protocol):
+    """What a session needs from the server that accepted it (the RealtimePeer): its behaviour
+    settings, unique ids and its log. A protocol, so this module does not import the server."""
+
+    behaviour: PeerBehaviour
+
+    def next_id(self, prefix: str) -> str: ...
+
+    def log(self, line: str) -> None: ...
+
 
 # GA session defaults as `session.created` reports them: 24 kHz PCM both ways, server VAD on,
 # no input transcription until asked for.
@@ -152,7 +161,7 @@ class _Item:
 class LoopbackSession:
     """The per-connection protocol and model."""
 
-    def __init__(self, peer: "RealtimePeer", ws: Any, record: PeerSession) -> None:
+    def __init__(self, peer: SessionHost, ws: Any, record: PeerSession) -> None:
         self.peer, self.ws, self.record = peer, ws, record
         self.config = record.config = _default_session(record.model)
         self.items: dict[str, _Item] = {}

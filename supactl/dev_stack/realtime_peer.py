@@ -8,7 +8,7 @@ a wrong path, a bad key (error `invalid_api_key`, close 3000), the beta shape
 sent. As a model it detects speech by frame energy and answers with the caller's own audio and a
 transcript marked `[loopback]`. Every client event is recorded per session for assertions.
 
-Run standalone: `python -m supactl.realtime_peer --port 8765`.
+Run standalone: `python -m supactl.dev_stack.realtime_peer --port 8765`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from supactl.realtime_loopback import LoopbackSession, PeerBehaviour, PeerSession
-from supactl.realtime_validation import BETA_CLOSE_CODE, RealtimeRefusal
+from supactl.dev_stack.realtime_loopback import LoopbackSession, PeerBehaviour, PeerSession
+from supactl.dev_stack.realtime_validation import BETA_CLOSE_CODE, RealtimeRefusal
 
 __all__ = ["RealtimePeer", "PeerBehaviour", "PeerSession"]
 

@@ -46,6 +46,6 @@ def apply_local_bootstrap(url: str) -> None:
     """Create Supabase's roles and auth.jwt()/auth.uid() on a local server (never a hosted one)."""
     from importlib.resources import files
 
-    sql = files("supactl").joinpath("sql/local_supabase_bootstrap.sql").read_text()
+    sql = files("supactl.database").joinpath("sql/local_supabase_bootstrap.sql").read_text()
     with connect(url, autocommit=True) as conn:
         conn.execute(sql)

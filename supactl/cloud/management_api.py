@@ -16,10 +16,10 @@ from typing import Iterable, Mapping
 
 import httpx
 
+from supactl.cloud.deploy_bundle import FunctionBundle
+from supactl.cloud.http_client import RetryPolicy, Service, Trace, api_client
 from supactl.config import ManagementSettings
-from supactl.deploy_bundle import FunctionBundle
 from supactl.errors import ApiError, ConfigError
-from supactl.http import RetryPolicy, Service, Trace, api_client
 from supactl.redact import register
 
 _HINTS = {

@@ -15,11 +15,11 @@ from typing import Callable, Mapping
 import httpx
 
 from supactl import config
-from supactl import supabase_api as api
+from supactl.cloud import management_api as api
+from supactl.cloud.deployed_function import NUMBERS_VARIABLE, REQUIRED_SECRETS, configured_numbers
+from supactl.cloud.http_client import RetryPolicy
 from supactl.errors import ApiError, SupactlError
-from supactl.http import RetryPolicy
 from supactl.project_files import FUNCTION_NAME
-from supactl.up import NUMBERS_VARIABLE, REQUIRED_SECRETS, configured_numbers
 
 # A test webhook as Twilio sends it for an incoming call (Voice request parameters,
 # https://www.twilio.com/docs/voice/twiml#request-parameters). The CallSid is recognisably fake.
@@ -137,7 +137,7 @@ def _project_active(project: api.Project) -> Check:
 
 
 def _migrations_check(inputs: DoctorInputs) -> Check:
-    from supactl.migrations import status
+    from supactl.database.migrations import status
 
     try:
         url = config.db_url(inputs.db_url, project_dir=inputs.project_dir, environ=inputs.environ)
@@ -185,7 +185,7 @@ def _function_check(client: httpx.Client, settings: config.ManagementSettings, s
 
 
 def _function_url(settings: config.ManagementSettings | None, inputs: DoctorInputs) -> str | None:
-    from supactl.twilio_api import function_url
+    from supactl.cloud.deployed_function import function_url
 
     try:
         return function_url(project_ref=settings.project_ref if settings else None,
@@ -249,7 +249,7 @@ def _numbers(inputs: DoctorInputs) -> tuple[list[str], str]:
 
 
 def _number_checks(url: str | None, inputs: DoctorInputs) -> list[Check]:
-    from supactl.twilio_api import TwilioClient, route_of
+    from supactl.cloud.twilio_api import TwilioClient, route_of
 
     try:
         numbers, source = _numbers(inputs)
@@ -282,7 +282,7 @@ def _number_checks(url: str | None, inputs: DoctorInputs) -> list[Check]:
 def _members_check(inputs: DoctorInputs) -> Check:
     """Every tenant with calls has someone who can read them (issue 16: `supactl members`)."""
     from supactl.cloud import auth_admin, members
-    from supactl.db import connect
+    from supactl.database.connection import connect
 
     try:
         settings = auth_admin.auth_settings(project_ref_flag=inputs.project_ref, project_dir=inputs.project_dir,
