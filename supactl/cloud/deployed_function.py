@@ -55,7 +55,8 @@ def tenant_numbers(db_url: str) -> list[str]:
     from supactl.database.connection import connect
 
     with connect(db_url, autocommit=True) as conn:
-        exists = conn.execute("select to_regclass('public.tenant_phone_numbers') is not null").fetchone()[0]
+        row = conn.execute("select to_regclass('public.tenant_phone_numbers') is not null").fetchone()
+        exists = bool(row and row[0])
         if not exists:
             return []
         rows = conn.execute("select phone_number from public.tenant_phone_numbers order by phone_number").fetchall()

@@ -83,7 +83,7 @@ def run(inputs: DoctorInputs, report: Callable[[Check], None] | None = None) -> 
     client = api.management_client(settings, retry=inputs.retry) if settings else None
     try:
         project = None
-        if client is not None:
+        if client is not None and settings is not None:
             token_check, project = _token_check(client, settings)
             add(token_check)
         project_ok = project is not None
@@ -92,7 +92,7 @@ def run(inputs: DoctorInputs, report: Callable[[Check], None] | None = None) -> 
         else:
             add(_skip("project active", "needs a valid token"))
         add(_migrations_check(inputs))
-        if project_ok:
+        if project_ok and client is not None and settings is not None:
             add(_secrets_check(client, settings, inputs))
             function_check = add(_function_check(client, settings, inputs.slug))
         else:

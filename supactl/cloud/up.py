@@ -14,6 +14,7 @@ are the ones worth routing to it.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -126,7 +127,7 @@ def function_step(inputs: UpInputs, client: httpx.Client, dry_run: bool) -> Step
                                    bundle.content_sha256())
         if reason:
             return StepResult("function", "would change", f"would upload {len(files)} file(s): {reason}", files)
-        if remote and remote.verify_jwt is not False:
+        if remote is None or remote.verify_jwt is not False:
             return StepResult("function", "would change", "would turn verify_jwt off")
         return StepResult("function", "unchanged", f"version {remote.version} is these files, ACTIVE, verify_jwt off")
     outcome = deploy.deploy(client, ref, bundle, inputs.project_dir, only_if_changed=True)
@@ -162,7 +163,7 @@ def run(inputs: UpInputs, client: httpx.Client, twilio=None, *, dry_run: bool = 
         ("secrets", lambda: secrets_step(inputs, client, dry_run)),
         ("function", lambda: function_step(inputs, client, dry_run)),
     ]
-    steps += [(f"number {n}", lambda n=n: number_step(inputs, twilio, n, dry_run)) for n in inputs.numbers]
+    steps += [(f"number {n}", functools.partial(number_step, inputs, twilio, n, dry_run)) for n in inputs.numbers]
     results = []
     for name, action in steps:
         if starting:

@@ -51,7 +51,7 @@ def link_number_command(
     # Every setting is checked before Twilio or the database is touched.
     database = config.db_url(db_url, project_dir=project_dir) if tenant else None
     with TwilioClient.from_config(project_dir=project_dir, trace=_trace(verbose)) as client:
-        if database is None:
+        if database is None or tenant is None:
             result, assigned = link_number(client, e164, url, force=force), None
         else:
             from supactl.database.connection import connect

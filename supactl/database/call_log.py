@@ -86,7 +86,7 @@ class PostgresCallLog:
         return rows
 
     def list_calls(self, tenant: str | None = None, limit: int = 50) -> list[Call]:
-        where, params = "", ()
+        where, params = "", tuple[str, ...]()
         if tenant:
             where = "where c.tenant_id::text = %s" if _is_uuid(tenant) else "where t.name = %s"
             params = (tenant,)
@@ -154,14 +154,15 @@ class SupabaseCallLog:
 
 
 def _call(row: tuple) -> Call:
-    values = dict(zip((*_CALL_COLUMNS, "tenant_name"), row))
+    values: dict[str, Any] = dict(zip((*_CALL_COLUMNS, "tenant_name"), row))
     values["tenant_id"] = str(values["tenant_id"])
     return Call(**values)
 
 
 def _call_from_json(row: dict[str, Any]) -> Call:
     tenant = row.get("tenants") or {}
-    return Call(**{c: row.get(c) for c in _CALL_COLUMNS}, tenant_name=tenant.get("name"))
+    values: dict[str, Any] = {c: row.get(c) for c in _CALL_COLUMNS}
+    return Call(**values, tenant_name=tenant.get("name"))
 
 
 def _not_found(call_sid: str, as_user: bool) -> CallNotFound:

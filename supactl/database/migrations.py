@@ -110,7 +110,7 @@ def plan(local: list[LocalMigration], remote: list[str], *, include_all: bool) -
     if older and not include_all:
         raise MigrationError(
             "local migrations are older than the newest applied one ("
-            + newest
+            + str(newest)
             + "): "
             + ", ".join(m.filename for m in older),
             hint="rerun with --include-all to apply them anyway",

@@ -319,7 +319,8 @@ class LoopbackSession:
             self.speech_item.input_audio += frame
         else:
             self.prefix += frame
-            keep = _bytes_per_ms(self.input_format) * int((detection or _VAD_DEFAULTS)["prefix_padding_ms"])
+            padding: Any = (detection or _VAD_DEFAULTS)["prefix_padding_ms"]
+            keep = _bytes_per_ms(self.input_format) * int(padding)
             del self.prefix[: max(0, len(self.prefix) - keep)]
         if detection is None:
             return

@@ -17,8 +17,10 @@ import asyncio
 import itertools
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 from urllib.parse import parse_qs, urlsplit
+
+from websockets.typing import Subprotocol
 
 from supactl.dev_stack.realtime_loopback import LoopbackSession, PeerBehaviour, PeerSession
 from supactl.dev_stack.realtime_validation import BETA_CLOSE_CODE, RealtimeRefusal
@@ -200,9 +202,9 @@ def _api_key(headers: Any, offered: list[str]) -> tuple[str | None, str]:
     return None, "none"
 
 
-def _select_subprotocol(connection: Any, subprotocols: list[str]) -> str | None:
+def _select_subprotocol(connection: Any, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
     # OpenAI answers with `realtime`; the key subprotocol is never echoed.
-    return "realtime" if "realtime" in subprotocols else None
+    return Subprotocol("realtime") if "realtime" in subprotocols else None
 
 
 def main(argv: list[str] | None = None) -> None:

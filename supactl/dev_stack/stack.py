@@ -20,9 +20,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from supactl.errors import ConfigError, SupactlError
+
+if TYPE_CHECKING:
+    from supactl.dev_stack.postgres_server import EmbeddedPostgres
+    from supactl.dev_stack.realtime_peer import RealtimePeer
 
 DEFAULT_PORT = 54321  # the Supabase CLI's local API port
 DEMO_TENANT = "Demo tenant"
@@ -131,9 +135,9 @@ def readable_function_log(line: str) -> str:
 class DevStack:
     def __init__(self, settings: DevSettings) -> None:
         self.settings = settings
-        self.postgres = None
+        self.postgres: EmbeddedPostgres | None = None
         self._started_postgres = False
-        self.peer = None
+        self.peer: RealtimePeer | None = None
         self.deno: subprocess.Popen | None = None
         self._log_thread: threading.Thread | None = None
         self.info: DevInfo | None = None
