@@ -75,7 +75,7 @@ def _to_linear(data: bytes, fmt: dict[str, Any]) -> audio.Audio:
     if kind == "audio/pcmu":
         return audio.Audio(audio.ulaw_decode(data), 8000)
     if kind == "audio/pcma":
-        return audio.Audio(array("h", (audio.ALAW_DECODE[b] for b in data)), 8000)
+        return audio.Audio(audio.alaw_decode(data), 8000)
     samples = array("h")
     samples.frombytes(data[: len(data) - len(data) % 2])
     return audio.Audio(samples, 24000)

@@ -1,23 +1,32 @@
-"""Telephone audio in pure Python: WAV in, 8 kHz µ-law frames out, and what was heard back to WAV.
+"""Telephone audio: WAV in, 8 kHz µ-law frames out, and what was heard back to WAV.
 
 Twilio Media Streams carry G.711 µ-law at 8 kHz, 20 ms (160 bytes) per frame
-(https://www.twilio.com/docs/voice/media-streams/websocket-messages). `audioop` did this in
-the standard library until Python 3.13 removed it, so the codec is table-driven here.
+(https://www.twilio.com/docs/voice/media-streams/websocket-messages). G.711 is the standard
+library's `audioop` (Python 3.11/3.12) or its drop-in `audioop-lts` (3.13+, where audioop was
+removed), as other voice projects use it; only the WAV chunk reader is ours, because `wave`
+reads PCM only.
 """
 
 from __future__ import annotations
 
 import struct
 import sys
+import warnings
 import wave
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+with warnings.catch_warnings():
+    # 3.11/3.12 warn that audioop leaves the standard library; audioop-lts takes over on 3.13.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
 TELEPHONE_RATE = 8000
 FRAME_MS = 20
 FRAME_BYTES = TELEPHONE_RATE * FRAME_MS // 1000  # 160 µ-law bytes = 20 ms
 ULAW_SILENCE = 0xFF  # µ-law code of a zero sample
+_SAMPLE_WIDTH = 2  # 16-bit linear samples, in the machine's byte order as audioop and array use
 
 _WAVE_FORMAT_PCM = 0x0001
 _WAVE_FORMAT_FLOAT = 0x0003
@@ -25,69 +34,42 @@ _WAVE_FORMAT_ALAW = 0x0006
 _WAVE_FORMAT_ULAW = 0x0007
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 
-_ULAW_BIAS = 0x84
-_ULAW_CLIP = 32635
-
 
 class AudioError(ValueError):
     """A file is not audio this module can read."""
 
 
-def _ulaw_to_linear(code: int) -> int:
-    code = ~code & 0xFF
-    exponent = (code >> 4) & 0x07
-    magnitude = (((code & 0x0F) << 3) + _ULAW_BIAS) << exponent
-    magnitude -= _ULAW_BIAS
-    return -magnitude if code & 0x80 else magnitude
-
-
-def _alaw_to_linear(code: int) -> int:
-    code ^= 0x55
-    exponent = (code >> 4) & 0x07
-    mantissa = code & 0x0F
-    if exponent == 0:
-        magnitude = (mantissa << 4) + 8
-    else:
-        magnitude = ((mantissa << 4) + 0x108) << (exponent - 1)
-    return magnitude if code & 0x80 else -magnitude
-
-
-def _linear_to_ulaw(sample: int) -> int:
-    sign = 0x80 if sample < 0 else 0
-    magnitude = min(-sample if sample < 0 else sample, _ULAW_CLIP) + _ULAW_BIAS
-    exponent = 7
-    mask = 0x4000
-    while exponent > 0 and not magnitude & mask:
-        exponent -= 1
-        mask >>= 1
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
-
-
-ULAW_DECODE: tuple[int, ...] = tuple(_ulaw_to_linear(code) for code in range(256))
-ALAW_DECODE: tuple[int, ...] = tuple(_alaw_to_linear(code) for code in range(256))
-# µ-law keeps 14 bits of a 16-bit sample, so a 16384-entry table covers every input exactly.
-_ULAW_ENCODE: bytes = bytes(_linear_to_ulaw((index - 8192) << 2) for index in range(16384))
+def _samples(linear: bytes) -> array:
+    out = array("h")
+    out.frombytes(linear)
+    return out
 
 
 def ulaw_encode(samples: array | list[int]) -> bytes:
-    """16-bit linear samples to µ-law bytes (G.711, as audioop.lin2ulaw did)."""
-    table = _ULAW_ENCODE
-    return bytes(table[(s >> 2) + 8192] for s in samples)
+    """16-bit linear samples to µ-law bytes (G.711)."""
+    return audioop.lin2ulaw(array("h", samples).tobytes(), _SAMPLE_WIDTH)
 
 
 def ulaw_decode(data: bytes) -> array:
     """µ-law bytes to 16-bit linear samples."""
-    table = ULAW_DECODE
-    return array("h", (table[b] for b in data))
+    return _samples(audioop.ulaw2lin(data, _SAMPLE_WIDTH))
+
+
+def alaw_decode(data: bytes) -> array:
+    """A-law bytes to 16-bit linear samples."""
+    return _samples(audioop.alaw2lin(data, _SAMPLE_WIDTH))
 
 
 def ulaw_rms(data: bytes) -> float:
     """Root-mean-square level of µ-law audio on the 16-bit scale (the loopback model's VAD)."""
     if not data:
         return 0.0
-    table = ULAW_DECODE
-    return (sum(table[b] * table[b] for b in data) / len(data)) ** 0.5
+    return float(audioop.rms(audioop.ulaw2lin(data, _SAMPLE_WIDTH), _SAMPLE_WIDTH))
+
+
+# Every code's linear value, for readers that want one sample at a time.
+ULAW_DECODE: tuple[int, ...] = tuple(ulaw_decode(bytes(range(256))))
+ALAW_DECODE: tuple[int, ...] = tuple(alaw_decode(bytes(range(256))))
 
 
 @dataclass
@@ -135,9 +117,9 @@ def read_wav(path: Path) -> Audio:
 
 def _decode_samples(tag: int, bits: int, body: bytes, path: Path) -> array:
     if tag == _WAVE_FORMAT_ULAW and bits == 8:
-        return array("h", (ULAW_DECODE[b] for b in body))
+        return ulaw_decode(body)
     if tag == _WAVE_FORMAT_ALAW and bits == 8:
-        return array("h", (ALAW_DECODE[b] for b in body))
+        return alaw_decode(body)
     if tag == _WAVE_FORMAT_FLOAT and bits == 32:
         floats = _little_endian(array("f", body))
         return array("h", (max(-32768, min(32767, int(f * 32767))) for f in floats))
