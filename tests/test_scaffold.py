@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
+import pytest
 import tomlkit
 from typer.testing import CliRunner
 
@@ -136,3 +138,48 @@ def test_init_ships_no_test_file_of_the_function(tmp_path):
     function_files = [p for p in written if p.parts[:3] == ("supabase", "functions", "twilio-voice")]
     assert any(p.name == "index.ts" for p in function_files)
     assert [p for p in written if p.name.endswith("_test.ts") or "testing" in p.parts] == []
+
+
+def _run_pinned_deno(cwd, *args: str):
+    import subprocess
+
+    from supactl.dev_stack.deno_runtime import deno_binary, deno_env
+
+    return subprocess.run([str(deno_binary()), *args], cwd=cwd, env=deno_env({"RUST_BACKTRACE": "0", "NO_COLOR": "1"}),
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_the_scaffolded_function_type_checks_and_its_test_task_has_nothing_of_ours_to_fail(tmp_path):
+    """What a user does right after `supactl init`: `deno check` and `deno task test` in the
+    function folder, with the pinned Deno. Both pass, and no test of ours runs there."""
+    init_project(tmp_path)
+    function_dir = tmp_path / "supabase" / "functions" / "twilio-voice"
+    check = _run_pinned_deno(function_dir, "check", ".")
+    assert check.returncode == 0, check.stderr[-4000:]
+    tests = _run_pinned_deno(function_dir, "task", "test")
+    assert tests.returncode == 0, tests.stderr[-4000:]
+    assert "0 passed | 0 failed" in tests.stdout + tests.stderr
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_exactly_the_files_init_writes(tmp_path):
+    """The wheel's copy of supabase/ is chosen by the build hook with the rule `init` uses: the
+    runtime files and migrations, not the function's tests (hatchling's force-include would copy
+    the whole folder)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from supactl.project_files import product_files
+
+    root = Path(__file__).resolve().parents[1]
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(root)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-4000:]
+    (wheel,) = tmp_path.glob("supactl-*.whl")
+    prefix = "supactl/_project/supabase/"
+    shipped = {name[len(prefix):] for name in zipfile.ZipFile(wheel).namelist() if name.startswith(prefix)}
+    expected = {rel.as_posix() for rel in product_files(root / "supabase")}
+    assert shipped == expected
+    assert not [name for name in shipped if name.endswith("_test.ts") or "/testing/" in name]

@@ -13,18 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from supactl.project_files import FUNCTION_NAME, bundled_supabase_dir
+from supactl.project_files import FUNCTION_NAME, bundled_supabase_dir, product_files
 
 MANIFEST = Path("supabase") / ".supactl-init.json"
-_IGNORED_NAMES = {"__pycache__", ".DS_Store", "node_modules", ".temp"}
-# The function's own tests and their fakes are ours, not the user's: in their project they would only
-# fail (testing/test_database.ts needs TEST_DATABASE_URL). The wheel excludes the same paths.
-_TEST_ONLY_DIRS = {"testing"}
-
-
-def is_test_only(rel: Path) -> bool:
-    """A file of the function's test suite (a `*_test.ts` or anything under `testing/`)."""
-    return rel.name.endswith(("_test.ts", "_test.js")) or bool(_TEST_ONLY_DIRS.intersection(rel.parts))
 
 ENV_EXAMPLE = """\
 # Settings supactl reads: command-line flag > environment > this file (.env) — copy it to .env.
@@ -87,13 +78,7 @@ class FileOutcome:
 def bundled_files() -> dict[str, bytes]:
     """Relative path -> content of everything `init` copies from the installed package."""
     source = bundled_supabase_dir()
-    files: dict[str, bytes] = {}
-    for sub in (Path("functions") / FUNCTION_NAME, Path("migrations")):
-        for path in sorted((source / sub).rglob("*")):
-            rel = path.relative_to(source)
-            if path.is_file() and not _IGNORED_NAMES.intersection(rel.parts) and not is_test_only(rel):
-                files[str(Path("supabase") / path.relative_to(source))] = path.read_bytes()
-    return files
+    return {str(Path("supabase") / rel): (source / rel).read_bytes() for rel in product_files(source)}
 
 
 def init_project(project_dir: Path, *, force: bool = False) -> list[FileOutcome]:
