@@ -9,9 +9,14 @@ import { type CallSession, type CallSessionDeps, startCallSession } from "./call
 import type { Config } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import type { CallRecord, StoreBackend } from "./store.ts";
-import { afterStream, type LocalOutcome, nextStream, resumeClaim, streamTwiml } from "./stream_contract.ts";
+import {
+  afterStream,
+  type LocalOutcome,
+  nextStream,
+  signedStreamTwiml,
+  type StreamCall,
+} from "./stream_contract.ts";
 import { readCappedText } from "./request_body.ts";
-import { streamToken } from "./stream_token.ts";
 import type { TurnStore } from "./turn_store.ts";
 import { isValidSignature, type Param } from "./twilio_signature.ts";
 import { apologyTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
@@ -145,15 +150,8 @@ export function createApp(deps: AppDeps): App {
         callLog.warn("call.webhook_replayed", { status: existing.status });
         return twimlResponse(hangUpTwiml());
       }
-      const token = await streamToken(config.twilioAuthToken, {
-        callSid,
-        tenantId: owner.tenantId,
-        toNumber: to,
-      });
       callLog.info("call.answered", { tenant_id: owner.tenantId });
-      return twimlResponse(
-        streamTwiml(streamTargets, { tenantId: owner.tenantId, toNumber: to, token, resume: null }),
-      );
+      return await streamResponse({ callSid, tenantId: owner.tenantId, toNumber: to, resume: null });
     } catch (error) {
       callLog.error("call.answer_failed", { message: errorMessage(error) });
       return twimlResponse(apologyTwiml());
@@ -195,16 +193,12 @@ export function createApp(deps: AppDeps): App {
       return twimlResponse(apologyTwiml());
     }
     const resume = nextStream(call, local);
-    const token = await streamToken(config.twilioAuthToken, {
-      callSid: call.callSid,
-      tenantId: call.tenantId,
-      toNumber: to,
-      resume: resumeClaim(resume),
-    });
     callLog.info("call.resume_answered", resume);
-    return twimlResponse(
-      streamTwiml(streamTargets, { tenantId: call.tenantId, toNumber: to, token, resume }),
-    );
+    return await streamResponse({ callSid: call.callSid, tenantId: call.tenantId, toNumber: to, resume });
+  }
+
+  async function streamResponse(call: StreamCall): Promise<Response> {
+    return twimlResponse(await signedStreamTwiml(config.twilioAuthToken, streamTargets, call));
   }
 
   async function upgrade(request: Request): Promise<Response> {

@@ -1,5 +1,6 @@
 // One call's state machine between Twilio and the Realtime model. It knows neither sockets nor
-// JSON: it is fed decoded events from both sides and tells its sink what to send where, which
+// the wire format: it is fed events decoded by the codecs, and tells its sink what to send where
+// (client events encoded by realtime_events.ts; what the caller has heard is playback.ts), which
 // turns to store, and when the call is over. Nothing here awaits, so a test drives it by calls.
 //
 // Lifecycle: created when Twilio's socket opens (caller audio is buffered from then on), begin()
@@ -17,21 +18,22 @@ import {
   type ResumeMode,
 } from "./handoff.ts";
 import type { LogFields, LogLevel } from "./log.ts";
-import type { ClientEvent, ServerEvent, Usage } from "./realtime_events.ts";
-import { assistantTextItem, textItem } from "./realtime_events.ts";
+import { Playback, type PlayedItem } from "./playback.ts";
+import {
+  assistantTextItem,
+  encodeAudioAppend,
+  encodeItemCreate,
+  encodeResponseCreate,
+  encodeSessionUpdate,
+  encodeTruncate,
+  type ServerEvent,
+  type SessionConfig,
+  textItem,
+  type Usage,
+} from "./realtime_events.ts";
 import { greetingPrompt } from "./session_config.ts";
 import type { Role, TurnRow } from "./store.ts";
 import type { TwilioFrame } from "./twilio_frames.ts";
-import { base64ByteLength } from "./wire.ts";
-
-// µ-law at 8 kHz is 8 bytes per millisecond.
-// https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message
-const MULAW_BYTES_PER_MS = 8;
-// A mark after every model delta made marks a third of the bridge's socket traffic (bench/: 6
-// messages per caller frame against the relay's 4, with 20 ms deltas). One mark per 100 ms of
-// audio, plus one where a response ends, keeps barge-in's truncate within 100 ms of what the
-// caller heard.
-export const MARK_EVERY_MS = 100;
 // Caller audio kept while the model session is being set up: 10 s of Twilio's 20 ms frames (160
 // bytes of µ-law = 216 base64 characters each), ~108 KB. Setup normally takes well under 2 s; past
 // this the oldest audio goes first. Counted in characters, not frames: a peer sending oversized
@@ -43,9 +45,8 @@ const MAX_BUFFERED_DIGITS = 32;
 export type Phase = "waiting" | "connecting" | "live" | "ended";
 
 export interface BridgeSink {
-  /** Caller audio for input_audio_buffer.append: the hot path, so no event object. */
-  modelAudio(payload: string): void;
-  model(event: ClientEvent): void;
+  /** A client event, encoded by realtime_events.ts (caller audio included: the hot path). */
+  model(message: string): void;
   twilioMedia(payload: string): void;
   twilioMark(name: string): void;
   twilioClear(): void;
@@ -59,7 +60,7 @@ export interface CallStarted {
   callSid: string;
   streamSid: string;
   tenantId: string;
-  session: Extract<ClientEvent, { type: "session.update" }>;
+  session: SessionConfig;
   greeting: string | null;
   /** Position of the first turn (a resumed call continues its predecessor's numbering). */
   firstSeq?: number;
@@ -95,12 +96,8 @@ export interface CallOutcome {
 interface AssistantItem {
   id: string;
   seq: number;
-  sentBytes: number;
-  /** Highest ms announced by a mark so far (marks are only sent when it grows, so names are unique). */
-  markedMs: number;
-  /** Highest ms Twilio has confirmed played. */
-  heardMs: number;
-  cut: boolean;
+  /** Its audio on the way to the caller (playback.ts). */
+  played: PlayedItem;
   interrupted: boolean;
   transcript: string | null;
   /** Transcript deltas so far: what a reply cut by a handoff is stored with before its done event. */
@@ -139,12 +136,7 @@ export class CallBridge {
   readonly #seqByItem = new Map<string, number>();
   readonly #ownItems = new Set<string>();
   readonly #assistant = new Map<string, AssistantItem>();
-  /** Marks sent and not yet echoed, by name. */
-  readonly #outstandingMarks = new Map<string, AssistantItem>();
-  /** Items with audio sent to Twilio after their last mark. */
-  readonly #unmarked = new Set<AssistantItem>();
-  /** Marks Twilio will echo because of a clear: they say nothing about what was heard. */
-  readonly #clearedMarks = new Set<string>();
+  readonly #playback = new Playback();
   readonly #cutResponses = new Set<string>();
   #activeResponse: string | null = null;
   #replyOwed = false;
@@ -170,7 +162,7 @@ export class CallBridge {
     if (this.phase !== "waiting") return;
     this.#call = call;
     this.#nextSeq = call.firstSeq ?? 0;
-    const turnDetection = call.session.session.audio.input.turn_detection;
+    const turnDetection = call.session.audio.input.turn_detection;
     this.#interruptResponse = turnDetection.interrupt_response !== false;
     this.#createsResponse = turnDetection.create_response !== false;
     Object.assign(this.usage, call.priorUsage);
@@ -180,7 +172,7 @@ export class CallBridge {
   modelOpened(): void {
     if (this.phase !== "connecting" || this.#modelOpen) return;
     this.#modelOpen = true;
-    this.sink.model(this.#call!.session);
+    this.sink.model(encodeSessionUpdate(this.#call!.session));
   }
 
   /** Setup failed outside the bridge (token, tenant lookup, timeout, worker shutdown...). */
@@ -205,7 +197,7 @@ export class CallBridge {
 
   /** Whether nobody is speaking and nothing said is still on its way to the store. */
   get quiet(): boolean {
-    return this.phase === "live" && !this.#audioQueued && !this.#callerSpeaking &&
+    return this.phase === "live" && !this.#playback.queued && !this.#callerSpeaking &&
       this.#activeResponse === null && !this.#replyOwed && !this.#replyPending &&
       this.#awaitingTranscript.size === 0;
   }
@@ -218,12 +210,12 @@ export class CallBridge {
   handOff(trigger: HandoffTrigger): void {
     if (this.phase !== "connecting" && this.phase !== "live") return;
     const mode: ResumeMode = this.#activeResponse !== null || this.#replyOwed || this.#replyPending ||
-        this.#audioQueued
+        this.#playback.queued
       ? "reply"
       : "listen";
     for (const item of this.#assistant.values()) {
       const text = item.transcript ?? item.spoken;
-      const unheard = sentMs(item) > item.heardMs || item.transcript === null;
+      const unheard = !item.played.fullyPlayed || item.transcript === null;
       if (item.interrupted || !unheard || !text.trim()) continue;
       item.interrupted = true;
       this.#storeTurn("assistant", item.id, text, true);
@@ -248,7 +240,7 @@ export class CallBridge {
       case "media":
         if (frame.track !== "inbound") return;
         this.stats.callerFrames++;
-        if (this.phase === "live") this.sink.modelAudio(frame.payload);
+        if (this.phase === "live") this.sink.model(encodeAudioAppend(frame.payload));
         else this.#bufferCallerAudio(frame.payload);
         return;
       case "mark":
@@ -294,17 +286,17 @@ export class CallBridge {
   }
 
   #onMarkPlayed(name: string): void {
-    const item = this.#outstandingMarks.get(name);
-    if (item) {
-      this.#outstandingMarks.delete(name);
-      const ms = Number(name.slice(name.lastIndexOf(":") + 1));
-      if (ms > item.heardMs) item.heardMs = ms;
-      // The usual quiet moment: the last of a reply has just played.
-      if (this.#outstandingMarks.size === 0) this.#handOffIfQuiet();
-    } else if (this.#clearedMarks.delete(name)) {
-      this.stats.marksIgnored++;
-    } else {
-      this.stats.marksUnknown++;
+    switch (this.#playback.echoed(name)) {
+      case "played":
+        // The usual quiet moment: the last of a reply has just played.
+        if (this.#playback.marksOutstanding === 0) this.#handOffIfQuiet();
+        return;
+      case "cleared":
+        this.stats.marksIgnored++;
+        return;
+      case "unknown":
+        this.stats.marksUnknown++;
+        return;
     }
   }
 
@@ -313,7 +305,7 @@ export class CallBridge {
     const id = this.options.newItemId("dtmf");
     const text = `The caller pressed ${digit} on the phone keypad.`;
     this.#ownItems.add(id);
-    this.sink.model({ type: "conversation.item.create", item: textItem(id, "user", text) });
+    this.sink.model(encodeItemCreate(textItem(id, "user", text)));
     // A second response.create while one is running is refused; answer once it is done.
     if (this.#activeResponse === null) this.#requestResponse();
     else this.#replyOwed = true;
@@ -428,13 +420,12 @@ export class CallBridge {
     } else if (greeting && greeting.trim()) {
       const id = this.options.newItemId("greeting");
       this.#ownItems.add(id);
-      this.sink.model({
-        type: "conversation.item.create",
-        item: textItem(id, "system", greetingPrompt(greeting)),
-      });
+      this.sink.model(encodeItemCreate(textItem(id, "system", greetingPrompt(greeting))));
       this.#requestResponse();
     }
-    for (let i = this.#bufferHead; i < this.#buffered.length; i++) this.sink.modelAudio(this.#buffered[i]);
+    for (let i = this.#bufferHead; i < this.#buffered.length; i++) {
+      this.sink.model(encodeAudioAppend(this.#buffered[i]));
+    }
     this.#buffered = [];
     this.#bufferHead = 0;
     this.#bufferedChars = 0;
@@ -450,12 +441,12 @@ export class CallBridge {
       const id = this.options.newItemId("restored");
       this.#ownItems.add(id);
       const item = turn.role === "user" ? textItem(id, "user", turn.text) : assistantTextItem(id, turn.text);
-      this.sink.model({ type: "conversation.item.create", item });
+      this.sink.model(encodeItemCreate(item));
     }
     if (mode === "reply") {
       const id = this.options.newItemId("resume");
       this.#ownItems.add(id);
-      this.sink.model({ type: "conversation.item.create", item: textItem(id, "system", RESUME_PROMPT) });
+      this.sink.model(encodeItemCreate(textItem(id, "system", RESUME_PROMPT)));
       this.#requestResponse();
     }
     this.sink.log("info", "call.resumed", { restored_turns: turns.length, mode });
@@ -466,36 +457,16 @@ export class CallBridge {
       this.stats.modelAudioDropped++;
       return;
     }
-    const item = this.#assistantItem(itemId);
-    if (item.cut || delta.length === 0) {
+    const played = this.#assistantItem(itemId).played;
+    if (played.cut || delta.length === 0) {
       this.stats.modelAudioDropped++;
       return;
     }
     this.sink.twilioMedia(delta);
-    const before = sentMs(item);
-    item.sentBytes += base64ByteLength(delta);
-    const sent = sentMs(item);
-    this.stats.assistantAudioMs += sent - before;
-    if (sent - item.markedMs >= MARK_EVERY_MS) this.#mark(item, sent);
-    else if (sent > item.markedMs) this.#unmarked.add(item);
-  }
-
-  /** Ask Twilio to echo `item:ms` once the audio up to it has played. */
-  #mark(item: AssistantItem, ms: number): void {
-    item.markedMs = ms;
-    const name = `${item.id}:${ms}`;
-    this.#outstandingMarks.set(name, item);
-    this.#unmarked.delete(item);
-    this.sink.twilioMark(name);
-  }
-
-  #markRemainingAudio(): void {
-    for (const item of this.#unmarked) this.#mark(item, sentMs(item));
-  }
-
-  /** Assistant audio sent to Twilio that it has not reported played. */
-  get #audioQueued(): boolean {
-    return this.#outstandingMarks.size > 0 || this.#unmarked.size > 0;
+    const before = played.sentMs;
+    const mark = this.#playback.sent(played, delta);
+    this.stats.assistantAudioMs += played.sentMs - before;
+    if (mark !== null) this.sink.twilioMark(mark);
   }
 
   /** Barge-in: the caller talks over audio Twilio still has queued. */
@@ -504,27 +475,17 @@ export class CallBridge {
     // The server cancels the running response itself (interrupt_response); deltas already on
     // the wire for it must not reach the caller.
     if (this.#activeResponse) this.#cutResponses.add(this.#activeResponse);
-    if (!this.#audioQueued) return;
+    if (!this.#playback.queued) return;
     this.stats.bargeIns++;
     this.sink.twilioClear();
-    for (const item of this.#assistant.values()) {
-      if (item.cut || sentMs(item) <= item.heardMs) continue;
-      item.cut = true;
-      // What the marks say was played; later items never played and get 0.
-      this.sink.model({
-        type: "conversation.item.truncate",
-        item_id: item.id,
-        content_index: 0,
-        audio_end_ms: Math.min(item.heardMs, sentMs(item)),
-      });
+    for (const { item: played, audioEndMs } of this.#playback.clear()) {
+      this.sink.model(encodeTruncate(played.id, audioEndMs));
+      const item = this.#assistant.get(played.id)!;
       if (!item.interrupted) {
         item.interrupted = true;
         if (item.transcript !== null) this.#storeTurn("assistant", item.id, item.transcript, true);
       }
     }
-    for (const name of this.#outstandingMarks.keys()) this.#clearedMarks.add(name);
-    this.#outstandingMarks.clear();
-    this.#unmarked.clear();
     this.sink.log("info", "call.barge_in", { barge_ins: this.stats.bargeIns });
   }
 
@@ -539,7 +500,7 @@ export class CallBridge {
     if (this.#activeResponse === event.responseId || this.#activeResponse === "") this.#activeResponse = null;
     this.#cutResponses.delete(event.responseId);
     this.#addUsage(event.usage, "");
-    this.#markRemainingAudio();
+    for (const mark of this.#playback.markRemaining()) this.sink.twilioMark(mark);
     for (const { itemId, transcript } of event.transcripts) {
       if (this.#assistant.get(itemId)?.transcript == null) this.#onAssistantTranscript(itemId, transcript);
     }
@@ -556,7 +517,7 @@ export class CallBridge {
   // ---- shared ----
 
   #requestResponse(): void {
-    this.sink.model({ type: "response.create" });
+    this.sink.model(encodeResponseCreate());
     // Counted as active at once (until response.created names it), so a digit pressed meanwhile
     // waits its turn and no handoff cuts the reply before it starts.
     this.#activeResponse = "";
@@ -577,10 +538,7 @@ export class CallBridge {
       item = {
         id: itemId,
         seq: this.#seqOf(itemId),
-        sentBytes: 0,
-        markedMs: 0,
-        heardMs: 0,
-        cut: false,
+        played: this.#playback.item(itemId),
         interrupted: false,
         transcript: null,
         spoken: "",
@@ -616,8 +574,4 @@ export class CallBridge {
     this.#buffered = [];
     this.sink.end({ callSid: this.callSid, status, reason, usage: this.usage, stats: this.stats });
   }
-}
-
-function sentMs(item: AssistantItem): number {
-  return Math.floor(item.sentBytes / MULAW_BYTES_PER_MS);
 }

@@ -9,7 +9,7 @@ import {
 } from "./bridge.ts";
 import { RESUME_PROMPT } from "./handoff.ts";
 import type { ClientEvent, ServerEvent } from "./realtime_events.ts";
-import { buildSessionUpdate } from "./session_config.ts";
+import { buildSessionConfig } from "./session_config.ts";
 import type { TurnRow } from "./store.ts";
 
 const CALL_SID = "CA0123456789abcdef0123456789abcdef";
@@ -30,11 +30,12 @@ class Recorder implements BridgeSink {
   turns: TurnRow[] = [];
   outcomes: CallOutcome[] = [];
   logs: string[] = [];
-  modelAudio(payload: string) {
-    this.sent.push({ to: "model-audio", payload });
-  }
-  model(event: ClientEvent) {
-    this.sent.push({ to: "model", event });
+  /** Decoded back, so a test reads what went over the wire as data. */
+  model(message: string) {
+    const event: ClientEvent = JSON.parse(message);
+    if (event.type === "input_audio_buffer.append") {
+      this.sent.push({ to: "model-audio", payload: event.audio });
+    } else this.sent.push({ to: "model", event });
   }
   twilioMedia(payload: string) {
     this.sent.push({ to: "twilio", media: payload });
@@ -74,14 +75,14 @@ function newBridge(
   const sink = new Recorder();
   let ids = 0;
   const bridge = new CallBridge(sink, { newItemId: (kind) => `${kind}_${++ids}` });
-  const session = buildSessionUpdate({
+  const { session } = buildSessionConfig({
     instructions: null,
     voice: null,
     greeting,
     model: null,
     transcriptionModel: null,
     turnDetection,
-  }).event;
+  });
   const begin = () =>
     bridge.begin({ callSid: CALL_SID, streamSid: "MZ1", tenantId: TENANT, session, greeting, ...started });
   return { sink, bridge, session, begin };
@@ -115,7 +116,7 @@ Deno.test("caller audio is buffered until the session is confirmed, then sent in
   bridge.onTwilioFrame(media(audio(20, 2)));
   assert.deepEqual(sink.drain(), [], "nothing goes to a model socket that is not open");
   bridge.modelOpened();
-  assert.deepEqual(sink.drain(), [{ to: "model", event: session }]);
+  assert.deepEqual(sink.drain(), [{ to: "model", event: { type: "session.update", session } }]);
   bridge.onModelEvent({ type: "session.created" });
   bridge.onTwilioFrame(media(audio(20, 3)));
   assert.deepEqual(sink.drain(), [], "session.created is the default session, not ours");

@@ -2,16 +2,14 @@
 // on the other, the turn writer behind. The only awaits are in setup (token check, tenant lookup)
 // and at the end (finalize, flush); per frame it is decode, one bridge call, one send.
 
-import { checkAgentSettings } from "./agent_settings.ts";
 import { CallBridge, type CallOutcome, type ItemKind } from "./bridge.ts";
+import { planCall, type StoreFindings } from "./call_planner.ts";
 import { realtimeModelUrl } from "./config.ts";
-import { handoffSchedule, restorableTurns } from "./handoff.ts";
+import { handoffSchedule } from "./handoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
-import { appendAudioMessage, decodeServerEvent, encodeClientEvent } from "./realtime_events.ts";
-import { buildSessionUpdate } from "./session_config.ts";
-import type { AgentSettings, CallEnd, CallRecord, StoreBackend, TurnRow } from "./store.ts";
-import { parseStreamStart, resumeClaim } from "./stream_contract.ts";
-import { isValidStreamToken } from "./stream_token.ts";
+import { decodeServerEvent } from "./realtime_events.ts";
+import type { CallEnd, NumberOwner, StoreBackend, TurnRow } from "./store.ts";
+import { verifyStreamStart } from "./stream_contract.ts";
 import { decodeTwilioFrame, type TwilioEncoder, twilioEncoder, type TwilioFrame } from "./twilio_frames.ts";
 import type { RejectReason } from "./wire.ts";
 
@@ -114,8 +112,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   };
 
   const bridge = new CallBridge({
-    modelAudio: (payload) => sendModel(appendAudioMessage(payload)),
-    model: (event) => sendModel(encodeClientEvent(event)),
+    model: sendModel,
     twilioMedia: (payload) => sendTwilio(encoder!.media(payload)),
     twilioMark: (name) => sendTwilio(encoder!.mark(name)),
     twilioClear: () => sendTwilio(encoder!.clear()),
@@ -161,42 +158,31 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     started = true;
     log = deps.log.with({ call_sid: frame.callSid, stream_sid: frame.streamSid });
     encoder = twilioEncoder(frame.streamSid);
-    const parsed = parseStreamStart(frame.customParameters);
-    const resume = parsed === "invalid" ? null : parsed.resume;
-    const claims = {
-      callSid: frame.callSid,
-      tenantId: parsed === "invalid" ? "" : parsed.tenantId,
-      toNumber: parsed === "invalid" ? "" : parsed.toNumber,
-      resume: resumeClaim(resume),
-    };
-    const token = parsed === "invalid" ? "" : parsed.token;
-    if (
-      !token || !claims.tenantId ||
-      !await isValidStreamToken(deps.twilioAuthToken, claims, token)
-    ) {
+    const stream = await verifyStreamStart(deps.twilioAuthToken, frame.callSid, frame.customParameters);
+    if (stream === null) {
       log.warn("stream.token_rejected", {});
       bridge.fail("bad_stream_token");
       return;
     }
-    log = log.with({ tenant_id: claims.tenantId });
-    verified = { callSid: claims.callSid, tenantId: claims.tenantId };
+    log = log.with({ tenant_id: stream.tenantId });
+    verified = { callSid: stream.callSid, tenantId: stream.tenantId };
     clearTimeout(preStartTimer);
 
     // Started together: on a resumed call these three reads are most of the handoff's gap.
-    const agentLookup = lookUpAgent(claims.toNumber, claims.tenantId);
-    const resuming = resume ? resumeCall(claims.callSid, resume.handoff) : null;
-    agentLookup.catch(() => {});
+    const ownerLookup = deps.store.findNumberOwner(stream.toNumber);
+    const resuming = stream.resume ? resumeCall(stream.callSid, stream.resume.handoff) : null;
+    ownerLookup.catch(() => {});
     resuming?.catch(() => {});
-    let agent: AgentSettings | null;
+    let owner: NumberOwner | null;
     try {
-      agent = await agentLookup;
+      owner = await ownerLookup;
     } catch (error) {
       // A tenant's agent with the wrong instructions is worse than an apology.
       log.error("store.agent_lookup_failed", { message: errorMessage(error) });
       bridge.fail("agent_lookup_failed");
       return;
     }
-    let resumed: { call: CallRecord | null; turns: TurnRow[] } | null = null;
+    let resumed: StoreFindings["resumed"];
     try {
       resumed = resuming ? await resuming : null;
     } catch (error) {
@@ -206,40 +192,25 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       return;
     }
     if (bridge.phase === "ended") return; // the caller hung up during the lookup
-    if (resumed && resumed.call === null) {
-      // The call has ended, or a later stream has taken it over: not ours to finalize.
-      log.warn("call.not_resumable", { handoff: resume && resume.handoff });
-      verified = null;
-      bridge.fail("call_not_resumable");
+
+    const plan = planCall(stream, { owner, resumed }, deps.realtimeModel);
+    for (const warning of plan.warnings) log.warn(warning.event, warning.fields);
+    if (plan.kind === "refuse") {
+      if (!plan.finalize) verified = null;
+      bridge.fail(plan.reason);
       return;
     }
-
-    const checked = checkAgentSettings(agent);
-    // The column, never the value: instructions are the tenant's business.
-    if (checked.rejected.length > 0) {
-      log.warn("agent.setting_rejected", { fields: checked.rejected.join(",") });
-    }
-    agent = checked.agent;
-    const { event: session, dropped } = buildSessionUpdate(agent);
-    if (dropped.length > 0) log.warn("agent.settings_dropped", { fields: dropped.join(",") });
-    writer = deps.openWriter(claims.callSid, claims.tenantId);
+    writer = deps.openWriter(stream.callSid, stream.tenantId);
     const handoff = handoffSchedule(
       deps.wallClockLimitS,
       deps.workerStartedAt ?? streamStartedAt,
       streamStartedAt,
     );
-    const stored = resumed?.turns ?? [];
     bridge.begin({
-      callSid: claims.callSid,
+      ...plan.call,
+      callSid: stream.callSid,
       streamSid: frame.streamSid,
-      tenantId: claims.tenantId,
-      session,
-      // A resumed call was greeted on its first stream.
-      greeting: resume ? null : agent?.greeting ?? null,
-      resume: resume ? { turns: restorableTurns(stored), mode: resume.mode } : undefined,
-      // Seqs continue after every stored turn, restored or not: no collision with earlier rows.
-      firstSeq: stored.reduce((next, turn) => Math.max(next, turn.seq + 1), 0),
-      priorUsage: resumed?.call?.usage,
+      tenantId: stream.tenantId,
       handoff,
     });
     for (const at of [handoff.quietFromMs, handoff.forceAtMs]) {
@@ -250,17 +221,11 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       );
     }
     log.info("call.handoff_planned", {
-      handoff: resume?.handoff ?? 0,
+      handoff: stream.resume?.handoff ?? 0,
       quiet_from_s: Math.round((handoff.quietFromMs - deps.now()) / 100) / 10,
       force_at_s: Math.round((handoff.forceAtMs - deps.now()) / 100) / 10,
     });
-    openModel(agent?.model?.trim() || deps.realtimeModel);
-  }
-
-  async function lookUpAgent(toNumber: string, tenantId: string): Promise<AgentSettings | null> {
-    const owner = await deps.store.findNumberOwner(toNumber);
-    if (owner !== null && owner.tenantId !== tenantId) log.warn("call.number_moved", {});
-    return owner?.tenantId === tenantId ? owner.agent : null;
+    openModel(plan.model);
   }
 
   async function resumeCall(callSid: string, handoff: number) {

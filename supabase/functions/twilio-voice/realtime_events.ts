@@ -242,6 +242,7 @@ export interface SessionConfig {
   };
 }
 
+/** The client events the bridge sends, as the GA schema spells them (the encoders' output). */
 export type ClientEvent =
   | { type: "session.update"; session: SessionConfig }
   | { type: "input_audio_buffer.append"; audio: string }
@@ -249,14 +250,34 @@ export type ClientEvent =
   | { type: "response.create" }
   | { type: "conversation.item.truncate"; item_id: string; content_index: 0; audio_end_ms: number };
 
-export function encodeClientEvent(event: ClientEvent): string {
-  // The hot path: audio is base64 (checked by the Twilio codec), so no escaping is needed.
-  if (event.type === "input_audio_buffer.append") return appendAudioMessage(event.audio);
-  return JSON.stringify(event);
+const encode = (event: ClientEvent): string => JSON.stringify(event);
+
+/** Caller audio for the model: the hot path (one per 20 ms frame), so a template, not an object.
+ * The audio is base64 (checked by the Twilio codec), so no escaping is needed. */
+export function encodeAudioAppend(audio: string): string {
+  return `{"type":"input_audio_buffer.append","audio":"${audio}"}`;
 }
 
-export function appendAudioMessage(audio: string): string {
-  return `{"type":"input_audio_buffer.append","audio":"${audio}"}`;
+export function encodeSessionUpdate(session: SessionConfig): string {
+  return encode({ type: "session.update", session });
+}
+
+export function encodeItemCreate(item: MessageItem): string {
+  return encode({ type: "conversation.item.create", item });
+}
+
+export function encodeResponseCreate(): string {
+  return encode({ type: "response.create" });
+}
+
+/** Cut an assistant item's audio at what the caller heard; its audio is its only content part. */
+export function encodeTruncate(itemId: string, audioEndMs: number): string {
+  return encode({
+    type: "conversation.item.truncate",
+    item_id: itemId,
+    content_index: 0,
+    audio_end_ms: audioEndMs,
+  });
 }
 
 export function textItem(id: string, role: "user" | "system", text: string): MessageItem {

@@ -2,11 +2,16 @@ import assert from "node:assert/strict";
 import {
   assistantTextItem,
   decodeServerEvent,
-  encodeClientEvent,
+  encodeAudioAppend,
+  encodeItemCreate,
+  encodeResponseCreate,
+  encodeSessionUpdate,
+  encodeTruncate,
   flattenUsage,
   MAX_MODEL_FRAME_CHARS,
   textItem,
 } from "./realtime_events.ts";
+import { buildSessionConfig } from "./session_config.ts";
 
 const decode = (event: unknown) => decodeServerEvent(JSON.stringify(event));
 const AUDIO = btoa("\xff".repeat(480));
@@ -176,33 +181,30 @@ Deno.test("beta names, bad shapes and oversized frames are refused; known GA noi
 });
 
 Deno.test("client events encode to the GA JSON", () => {
-  assert.deepEqual(JSON.parse(encodeClientEvent({ type: "input_audio_buffer.append", audio: AUDIO })), {
-    type: "input_audio_buffer.append",
-    audio: AUDIO,
-  });
-  assert.deepEqual(
-    JSON.parse(
-      encodeClientEvent({ type: "conversation.item.create", item: textItem("dtmf_1", "user", "pressed 5") }),
-    ),
-    {
-      type: "conversation.item.create",
-      item: {
-        id: "dtmf_1",
-        type: "message",
-        role: "user",
-        content: [{ type: "input_text", text: "pressed 5" }],
-      },
-    },
-  );
   assert.equal(
-    encodeClientEvent({
-      type: "conversation.item.truncate",
-      item_id: "a1",
-      content_index: 0,
-      audio_end_ms: 340,
-    }),
+    encodeAudioAppend(AUDIO),
+    JSON.stringify({ type: "input_audio_buffer.append", audio: AUDIO }),
+    "the hot path's template is byte for byte what JSON.stringify would send",
+  );
+  assert.deepEqual(JSON.parse(encodeItemCreate(textItem("dtmf_1", "user", "pressed 5"))), {
+    type: "conversation.item.create",
+    item: {
+      id: "dtmf_1",
+      type: "message",
+      role: "user",
+      content: [{ type: "input_text", text: "pressed 5" }],
+    },
+  });
+  assert.equal(
+    encodeTruncate("a1", 340),
     '{"type":"conversation.item.truncate","item_id":"a1","content_index":0,"audio_end_ms":340}',
   );
+  assert.equal(encodeResponseCreate(), '{"type":"response.create"}');
+});
+
+Deno.test("session.update wraps the session as given", () => {
+  const { session } = buildSessionConfig(null);
+  assert.deepEqual(JSON.parse(encodeSessionUpdate(session)), { type: "session.update", session });
 });
 
 Deno.test("flattenUsage keeps numbers only", () => {
@@ -230,10 +232,7 @@ Deno.test("the end of caller speech and the reply's transcript deltas decode (th
 
 Deno.test("restored assistant turns encode as GA assistant messages with output_text", () => {
   assert.equal(
-    encodeClientEvent({
-      type: "conversation.item.create",
-      item: assistantTextItem("restored_1", "Nine to five."),
-    }),
+    encodeItemCreate(assistantTextItem("restored_1", "Nine to five.")),
     '{"type":"conversation.item.create","item":{"id":"restored_1","type":"message","role":"assistant",' +
       '"content":[{"type":"output_text","text":"Nine to five."}]}}',
   );

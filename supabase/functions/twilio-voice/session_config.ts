@@ -1,9 +1,10 @@
-// The GA session.update for one call, from the tenant's tenant_agents row (null = default).
+// The GA session of one call (what session.update carries), from the tenant's tenant_agents row
+// (null = default).
 // Tenants edit turn_detection as free JSON; the server discards a whole session.update over one
 // unknown field, so unknown or mistyped keys are dropped here (and reported) instead.
 
 import type { AgentSettings } from "./store.ts";
-import type { ClientEvent, SessionConfig, TurnDetection } from "./realtime_events.ts";
+import type { SessionConfig, TurnDetection } from "./realtime_events.ts";
 
 export const DEFAULT_INSTRUCTIONS = "You are a friendly, concise assistant answering a phone call. " +
   "Speak naturally and keep each reply to one or two short sentences. Ask one question at a time. " +
@@ -41,7 +42,8 @@ const TURN_DETECTION_FIELDS: Record<TurnDetection["type"], Record<string, Check>
 };
 
 export interface BuiltSession {
-  event: Extract<ClientEvent, { type: "session.update" }>;
+  /** What session.update sends (realtime_events.ts encodes it). */
+  session: SessionConfig;
   /** Tenant settings left out because the GA schema would refuse them (for the log). */
   dropped: string[];
 }
@@ -67,7 +69,7 @@ export function sanitizeTurnDetection(
 
 const nonEmpty = (value: string | null | undefined): string | null => value && value.trim() ? value : null;
 
-export function buildSessionUpdate(agent: AgentSettings | null): BuiltSession {
+export function buildSessionConfig(agent: AgentSettings | null): BuiltSession {
   const { turnDetection, dropped } = sanitizeTurnDetection(agent?.turnDetection ?? null);
   const session: SessionConfig = {
     type: "realtime",
@@ -82,7 +84,7 @@ export function buildSessionUpdate(agent: AgentSettings | null): BuiltSession {
       output: { format: { type: "audio/pcmu" }, voice: nonEmpty(agent?.voice) ?? DEFAULT_VOICE },
     },
   };
-  return { event: { type: "session.update", session }, dropped };
+  return { session, dropped };
 }
 
 /** The prompt that makes the assistant speak first; a system item, so it is never a caller turn. */

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import {
-  buildSessionUpdate,
+  buildSessionConfig,
   DEFAULT_INSTRUCTIONS,
   DEFAULT_TRANSCRIPTION_MODEL,
   DEFAULT_VOICE,
   sanitizeTurnDetection,
 } from "./session_config.ts";
+import { encodeSessionUpdate } from "./realtime_events.ts";
 import type { AgentSettings } from "./store.ts";
 
 const noSettings: AgentSettings = {
@@ -19,29 +20,26 @@ const noSettings: AgentSettings = {
 
 Deno.test("defaults give a GA session with µ-law both ways and transcription on", () => {
   for (const agent of [null, noSettings]) {
-    const { event, dropped } = buildSessionUpdate(agent);
+    const { session, dropped } = buildSessionConfig(agent);
     assert.deepEqual(dropped, []);
-    assert.deepEqual(event, {
-      type: "session.update",
-      session: {
-        type: "realtime",
-        instructions: DEFAULT_INSTRUCTIONS,
-        output_modalities: ["audio"],
-        audio: {
-          input: {
-            format: { type: "audio/pcmu" },
-            transcription: { model: DEFAULT_TRANSCRIPTION_MODEL },
-            turn_detection: { type: "server_vad", create_response: true, interrupt_response: true },
-          },
-          output: { format: { type: "audio/pcmu" }, voice: DEFAULT_VOICE },
+    assert.deepEqual(session, {
+      type: "realtime",
+      instructions: DEFAULT_INSTRUCTIONS,
+      output_modalities: ["audio"],
+      audio: {
+        input: {
+          format: { type: "audio/pcmu" },
+          transcription: { model: DEFAULT_TRANSCRIPTION_MODEL },
+          turn_detection: { type: "server_vad", create_response: true, interrupt_response: true },
         },
+        output: { format: { type: "audio/pcmu" }, voice: DEFAULT_VOICE },
       },
     });
   }
 });
 
 Deno.test("no beta-shape field is ever sent", () => {
-  const text = JSON.stringify(buildSessionUpdate(null).event);
+  const text = encodeSessionUpdate(buildSessionConfig(null).session);
   for (
     const beta of [
       'modalities":',
@@ -56,23 +54,23 @@ Deno.test("no beta-shape field is ever sent", () => {
 });
 
 Deno.test("tenant settings replace the defaults", () => {
-  const { event } = buildSessionUpdate({
+  const { session } = buildSessionConfig({
     ...noSettings,
     instructions: "You are Acme's receptionist.",
     voice: "cedar",
     transcriptionModel: "gpt-4o-transcribe",
     turnDetection: { type: "semantic_vad", eagerness: "low" },
   });
-  assert.equal(event.session.instructions, "You are Acme's receptionist.");
-  assert.equal(event.session.audio.output.voice, "cedar");
-  assert.deepEqual(event.session.audio.input.transcription, { model: "gpt-4o-transcribe" });
-  assert.deepEqual(event.session.audio.input.turn_detection, { type: "semantic_vad", eagerness: "low" });
+  assert.equal(session.instructions, "You are Acme's receptionist.");
+  assert.equal(session.audio.output.voice, "cedar");
+  assert.deepEqual(session.audio.input.transcription, { model: "gpt-4o-transcribe" });
+  assert.deepEqual(session.audio.input.turn_detection, { type: "semantic_vad", eagerness: "low" });
 });
 
 Deno.test("blank settings fall back to defaults", () => {
-  const { event } = buildSessionUpdate({ ...noSettings, instructions: "  ", voice: "" });
-  assert.equal(event.session.instructions, DEFAULT_INSTRUCTIONS);
-  assert.equal(event.session.audio.output.voice, DEFAULT_VOICE);
+  const { session } = buildSessionConfig({ ...noSettings, instructions: "  ", voice: "" });
+  assert.equal(session.instructions, DEFAULT_INSTRUCTIONS);
+  assert.equal(session.audio.output.voice, DEFAULT_VOICE);
 });
 
 Deno.test("unknown or mistyped turn detection keys are dropped and reported", () => {

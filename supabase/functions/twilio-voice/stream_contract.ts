@@ -1,12 +1,14 @@
 // The stream/handoff contract in one place: the <Parameter>s the webhook puts on the
-// <Connect><Stream>, building that TwiML, parsing them back from the stream's `start` frame, and
-// what Twilio hears after the stream ends (the <Connect action> request). Twilio asks only when the
-// function closed the stream while the caller is still on the line, so the call row, finalized
-// before the close, says why: a failure gets the apology, a completed call a hang-up, and a call
-// handed off at the worker's wall clock (handoff.ts) a new <Connect><Stream> that continues it.
+// <Connect><Stream>, building that TwiML with the token that signs them, parsing and verifying
+// them from the stream's `start` frame, and what Twilio hears after the stream ends (the <Connect
+// action> request). Twilio asks only when the function closed the stream while the caller is still
+// on the line, so the call row, finalized before the close, says why: a failure gets the apology, a
+// completed call a hang-up, and a call handed off at the worker's wall clock (handoff.ts) a new
+// <Connect><Stream> that continues it.
 
 import { isResumeMode, type ResumeMode, resumeModeOf } from "./handoff.ts";
 import type { CallRecord, CallStatus } from "./store.ts";
+import { isValidStreamToken, streamToken } from "./stream_token.ts";
 import { connectStreamTwiml } from "./twiml.ts";
 
 /** Names of the <Parameter>s the webhook puts on the stream (handoff and resume only on a stream
@@ -25,6 +27,39 @@ export interface StreamStart {
   toNumber: string;
   token: string;
   resume: { handoff: number; mode: ResumeMode } | null;
+}
+
+/** One stream of a call, as the webhook or the connect action starts it and the stream, once its
+ * token checks out, believes it. */
+export interface StreamCall {
+  callSid: string;
+  tenantId: string;
+  toNumber: string;
+  resume: StreamStart["resume"];
+}
+
+/** The TwiML that starts a stream of `call`, with a token signing all of it (resume included). */
+export async function signedStreamTwiml(
+  authToken: string,
+  urls: { actionUrl: string; streamUrl: string },
+  call: StreamCall,
+): Promise<string> {
+  const token = await streamToken(authToken, { ...call, resume: resumeClaim(call.resume) });
+  return streamTwiml(urls, { tenantId: call.tenantId, toNumber: call.toNumber, token, resume: call.resume });
+}
+
+/** The stream's call from its `start` frame (CallSid and customParameters), or null when the
+ * parameters are malformed or the token does not sign them. */
+export async function verifyStreamStart(
+  authToken: string,
+  callSid: string,
+  params: Record<string, string>,
+): Promise<StreamCall | null> {
+  const start = parseStreamStart(params);
+  if (start === "invalid" || !start.token || !start.tenantId) return null;
+  const call = { callSid, tenantId: start.tenantId, toNumber: start.toNumber, resume: start.resume };
+  const claims = { ...call, resume: resumeClaim(start.resume) };
+  return await isValidStreamToken(authToken, claims, start.token) ? call : null;
 }
 
 /** The <Connect><Stream> TwiML for a first stream or (with `resume`) a resumed one. */

@@ -5,7 +5,9 @@ import {
   nextStream,
   parseStreamStart,
   resumeClaim,
+  signedStreamTwiml,
   streamTwiml,
+  verifyStreamStart,
 } from "./stream_contract.ts";
 import type { CallRecord, CallStatus } from "./store.ts";
 
@@ -87,4 +89,38 @@ Deno.test("a first stream carries no resume pair and a half or malformed pair is
   assert.deepEqual(parseStreamStart({ tenant_id: "t1", handoff: "0", resume: "reply" }), "invalid");
   assert.deepEqual(parseStreamStart({ tenant_id: "t1", handoff: "1", resume: "shout" }), "invalid");
   assert.deepEqual(parseStreamStart({}), { tenantId: "", toNumber: "", token: "", resume: null });
+});
+
+const URLS = { actionUrl: "https://x/a", streamUrl: "wss://x/s" };
+
+function twimlParams(twiml: string): Record<string, string> {
+  return Object.fromEntries(
+    [...twiml.matchAll(/<Parameter name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1], m[2]]),
+  );
+}
+
+Deno.test("a stream started by signed TwiML verifies as the call it was signed for", async () => {
+  for (const resume of [null, { handoff: 3, mode: "listen" as const }]) {
+    const call = { callSid: "CA1", tenantId: "t1", toNumber: "+14155550100", resume };
+    const params = twimlParams(await signedStreamTwiml("auth", URLS, call));
+    assert.deepEqual(await verifyStreamStart("auth", "CA1", params), call);
+  }
+});
+
+Deno.test("a stream whose parameters or call differ from what was signed is not believed", async () => {
+  const call = {
+    callSid: "CA1",
+    tenantId: "t1",
+    toNumber: "+1",
+    resume: { handoff: 1, mode: "reply" as const },
+  };
+  const params = twimlParams(await signedStreamTwiml("auth", URLS, call));
+  assert.equal(await verifyStreamStart("other", "CA1", params), null, "another auth token");
+  assert.equal(await verifyStreamStart("auth", "CA2", params), null, "another call");
+  assert.equal(await verifyStreamStart("auth", "CA1", { ...params, tenant_id: "t2" }), null);
+  assert.equal(await verifyStreamStart("auth", "CA1", { ...params, resume: "listen" }), null);
+  assert.equal(await verifyStreamStart("auth", "CA1", { ...params, handoff: "0" }), null, "malformed");
+  assert.equal(await verifyStreamStart("auth", "CA1", { ...params, stream_token: "" }), null);
+  const { handoff: _h, resume: _r, ...firstStream } = params;
+  assert.equal(await verifyStreamStart("auth", "CA1", firstStream), null, "the resume claim is signed");
 });

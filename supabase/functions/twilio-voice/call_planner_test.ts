@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { type CallPlan, planCall, type StoreFindings } from "./call_planner.ts";
+import { DEFAULT_INSTRUCTIONS, DEFAULT_VOICE } from "./session_config.ts";
+import type { AgentSettings, CallRecord, TurnRow } from "./store.ts";
+import type { StreamCall } from "./stream_contract.ts";
+
+const CALL_SID = "CA0123456789abcdef0123456789abcdef";
+const TENANT = "tenant-a";
+const DEFAULT_MODEL = "gpt-realtime";
+
+const firstStream: StreamCall = {
+  callSid: CALL_SID,
+  tenantId: TENANT,
+  toNumber: "+14155550100",
+  resume: null,
+};
+const resumedStream: StreamCall = { ...firstStream, resume: { handoff: 2, mode: "reply" } };
+
+const agent: AgentSettings = {
+  instructions: "You are Acme's receptionist.",
+  voice: "cedar",
+  greeting: "Acme, good morning!",
+  model: "gpt-realtime-mini",
+  transcriptionModel: null,
+  turnDetection: null,
+};
+
+const callRow: CallRecord = {
+  callSid: CALL_SID,
+  tenantId: TENANT,
+  status: "in_progress",
+  endReason: null,
+  handoffCount: 2,
+  usage: { input_tokens: 120, output_tokens: 40 },
+};
+
+function turn(seq: number, role: TurnRow["role"], text: string): TurnRow {
+  return { tenantId: TENANT, callSid: CALL_SID, role, text, itemId: `item_${seq}`, seq, interrupted: false };
+}
+
+function started(plan: CallPlan): Extract<CallPlan, { kind: "start" }> {
+  assert.equal(plan.kind, "start");
+  return plan as Extract<CallPlan, { kind: "start" }>;
+}
+
+const ownNumber: StoreFindings = { owner: { tenantId: TENANT, agent }, resumed: null };
+
+Deno.test("a first stream is greeted, numbers its turns from 0 and uses the tenant's agent", () => {
+  const plan = started(planCall(firstStream, ownNumber, DEFAULT_MODEL));
+  assert.equal(plan.call.greeting, "Acme, good morning!");
+  assert.equal(plan.call.firstSeq, 0);
+  assert.equal(plan.call.resume, undefined);
+  assert.equal(plan.call.priorUsage, undefined);
+  assert.equal(plan.call.session.instructions, "You are Acme's receptionist.");
+  assert.equal(plan.call.session.audio.output.voice, "cedar");
+  assert.equal(plan.model, "gpt-realtime-mini");
+  assert.deepEqual(plan.warnings, []);
+});
+
+Deno.test("a tenant without agent settings gets the defaults and the configured model", () => {
+  const plan = started(
+    planCall(firstStream, { owner: { tenantId: TENANT, agent: null }, resumed: null }, DEFAULT_MODEL),
+  );
+  assert.equal(plan.call.greeting, null);
+  assert.equal(plan.call.session.instructions, DEFAULT_INSTRUCTIONS);
+  assert.equal(plan.call.session.audio.output.voice, DEFAULT_VOICE);
+  assert.equal(plan.model, DEFAULT_MODEL);
+  assert.deepEqual(plan.warnings, []);
+});
+
+Deno.test("a blank model setting falls back to the configured model", () => {
+  const blank = { owner: { tenantId: TENANT, agent: { ...agent, model: "  " } }, resumed: null };
+  assert.equal(started(planCall(firstStream, blank, DEFAULT_MODEL)).model, DEFAULT_MODEL);
+});
+
+Deno.test("a number moved to another tenant keeps the call with the default agent, and says so", () => {
+  const moved = { owner: { tenantId: "tenant-b", agent }, resumed: null };
+  const plan = started(planCall(firstStream, moved, DEFAULT_MODEL));
+  assert.equal(plan.call.greeting, null, "never the other tenant's greeting");
+  assert.equal(plan.call.session.instructions, DEFAULT_INSTRUCTIONS);
+  assert.equal(plan.model, DEFAULT_MODEL);
+  assert.deepEqual(plan.warnings, [{ event: "call.number_moved", fields: {} }]);
+});
+
+Deno.test("a number nobody owns any more keeps the call with the default agent, quietly", () => {
+  const plan = started(planCall(firstStream, { owner: null, resumed: null }, DEFAULT_MODEL));
+  assert.equal(plan.call.session.instructions, DEFAULT_INSTRUCTIONS);
+  assert.deepEqual(plan.warnings, []);
+});
+
+Deno.test("settings that break a rule or the GA schema fall back to defaults, named by column", () => {
+  const bad = {
+    owner: {
+      tenantId: TENANT,
+      agent: { ...agent, voice: "robot", turnDetection: { type: "server_vad", extra: 1 } },
+    },
+    resumed: null,
+  };
+  const plan = started(planCall(firstStream, bad, DEFAULT_MODEL));
+  assert.equal(plan.call.session.audio.output.voice, DEFAULT_VOICE);
+  assert.deepEqual(plan.call.session.audio.input.turn_detection, { type: "server_vad" });
+  assert.deepEqual(plan.warnings, [
+    { event: "agent.setting_rejected", fields: { fields: "voice" } },
+    { event: "agent.settings_dropped", fields: { fields: "turn_detection.extra" } },
+  ]);
+});
+
+Deno.test("a resumed stream is not greeted, restores the turns and continues numbering and usage", () => {
+  const turns = [
+    turn(0, "user", "Hi"),
+    turn(1, "assistant", "Hello!"),
+    turn(3, "user", "  "),
+    turn(2, "user", "Hours?"),
+  ];
+  const plan = started(
+    planCall(resumedStream, { ...ownNumber, resumed: { call: callRow, turns } }, DEFAULT_MODEL),
+  );
+  assert.equal(plan.call.greeting, null, "it was greeted on its first stream");
+  assert.equal(plan.call.firstSeq, 4, "after every stored turn, the blank one included");
+  assert.equal(plan.call.resume?.mode, "reply");
+  assert.deepEqual(plan.call.resume?.turns.map((row) => row.text), ["Hi", "Hello!", "Hours?"]);
+  assert.deepEqual(plan.call.priorUsage, { input_tokens: 120, output_tokens: 40 });
+});
+
+Deno.test("a resumed stream with no stored turns starts at seq 0 with nothing to restore", () => {
+  const plan = started(
+    planCall(resumedStream, { ...ownNumber, resumed: { call: callRow, turns: [] } }, DEFAULT_MODEL),
+  );
+  assert.equal(plan.call.firstSeq, 0);
+  assert.deepEqual(plan.call.resume, { turns: [], mode: "reply" });
+});
+
+Deno.test("a call that cannot resume (ended, or taken over) is refused and left to its owner", () => {
+  const plan = planCall(resumedStream, {
+    ...ownNumber,
+    resumed: { call: null, turns: [turn(0, "user", "Hi")] },
+  }, DEFAULT_MODEL);
+  assert.deepEqual(plan, {
+    kind: "refuse",
+    reason: "call_not_resumable",
+    finalize: false,
+    warnings: [{ event: "call.not_resumable", fields: { handoff: 2 } }],
+  });
+});
+
+Deno.test("a first stream ignores resume findings it did not ask for", () => {
+  const plan = started(
+    planCall(
+      firstStream,
+      { ...ownNumber, resumed: { call: callRow, turns: [turn(5, "user", "x")] } },
+      DEFAULT_MODEL,
+    ),
+  );
+  assert.equal(plan.call.firstSeq, 0);
+  assert.equal(plan.call.greeting, "Acme, good morning!");
+});
