@@ -94,9 +94,8 @@ def test_cli_lists_and_shows_as_the_tenant(db_url, tenants):
 def postgrest(db_url, tenants):
     from tests.contract_servers.postgrest import PostgrestServer
 
-    server = PostgrestServer(db_url, SECRET)
-    yield server
-    server.close()
+    with PostgrestServer(db_url, SECRET) as server:
+        yield server
 
 
 def test_through_the_supabase_api_a_tenant_jwt_sees_only_its_calls(postgrest, tenants):
@@ -104,7 +103,7 @@ def test_through_the_supabase_api_a_tenant_jwt_sees_only_its_calls(postgrest, te
 
     anon_key = sign_hs256({"role": "anon", "exp": time.time() + 60}, SECRET)
     token = tenant_token(tenants["Acme"], SECRET, subject="s")
-    log = SupabaseCallLog(postgrest.url, anon_key, token)
+    log = SupabaseCallLog(postgrest.base_url, anon_key, token)
     calls = log.list_calls()
     assert [(c.call_sid, c.tenant_name) for c in calls] == [(SID_A, "Acme")]
     assert [c.call_sid for c in log.list_calls("Acme")] == [SID_A]
@@ -116,4 +115,4 @@ def test_through_the_supabase_api_a_tenant_jwt_sees_only_its_calls(postgrest, te
     from supactl.errors import SupactlError
 
     with pytest.raises(SupactlError, match="refused"):
-        SupabaseCallLog(postgrest.url, anon_key).list_calls()
+        SupabaseCallLog(postgrest.base_url, anon_key).list_calls()

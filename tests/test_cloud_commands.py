@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from contract_servers.management_api import ManagementApiServer
 from supactl.cli import app
 from supactl.cloud.management_api import secret_digest
+from tests.contract_servers.management_api import ManagementApiServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_cli"
 
@@ -38,7 +38,7 @@ def test_secrets_set_from_an_env_file_skips_reserved_names(api, env, tmp_path):
     assert result.exit_code == 0, result.output
     assert "skipping SUPABASE_URL" in result.output
     (request,) = api.requests
-    assert json.loads(request.body) == [{"name": "OPENAI_API_KEY", "value": "sk-file-123456789"},
+    assert request.json() == [{"name": "OPENAI_API_KEY", "value": "sk-file-123456789"},
                                         {"name": "MODE", "value": "override"}]
     assert f"set MODE  sha256:{secret_digest('override')[:16]}" in result.output
     assert "sk-file-123456789" not in result.output
@@ -58,12 +58,13 @@ def test_secrets_list_shows_digests_never_values(api, env, tmp_path):
     assert secret_digest("sk-listed-abcdef")[:16] in result.output and "sk-listed-abcdef" not in result.output
     as_json = json.loads(invoke(["secrets", "list", "--json"], env, tmp_path).stdout)
     assert as_json[0]["name"] == "OPENAI_API_KEY" and as_json[0]["digest"] == secret_digest("sk-listed-abcdef")
+    api.assert_only_reads()
 
 
 def test_secrets_unset_deletes_by_name(api, env, tmp_path):
     api.put_secret("OLD", "value-123456")
     assert invoke(["secrets", "unset", "OLD"], env, tmp_path).exit_code == 0
-    assert api.secrets == {} and json.loads(api.requests[0].body) == ["OLD"]
+    assert api.secrets == {} and api.requests[0].json() == ["OLD"]
 
 
 def test_deploy_uploads_confirms_and_prints_the_url(api, env, tmp_path):

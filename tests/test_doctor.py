@@ -7,7 +7,6 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from contract_servers.stack import NUMBER, cloud_stack
 from supactl.cli import app
 from supactl.cloud import doctor
 from supactl.cloud import up
@@ -17,6 +16,8 @@ from supactl.cloud.twilio_api import TwilioClient
 from supactl.database.connection import connect
 from supactl.database.migrations import push
 from supactl.database.tenants import add_number, add_tenant
+from tests.contract_servers.stack import NUMBER, cloud_stack
+from tests.contract_servers.supabase_auth import SupabaseAuthServer
 
 NO_WAIT = RetryPolicy(sleep=lambda s: None)
 
@@ -37,7 +38,10 @@ def stack(pg_server, tmp_path):
 
 
 def checks(stack, environ=None):
+    """Doctor's findings; every test that runs it this way also proves it sent no write."""
+    stack.clear_requests()
     found = doctor.run(doctor.DoctorInputs(stack.project, environ or stack.environ, retry=NO_WAIT))
+    stack.assert_only_reads()
     return {c.name: c for c in found}
 
 
@@ -52,7 +56,21 @@ def test_a_healthy_project_passes_every_check(stack):
         "function": "pass", "webhook": "pass", f"number {NUMBER}": "pass"}
     assert "<Connect><Stream>" in result["webhook"].detail
     # The signed test call and the unsigned one both reached the function; only the first passed.
-    assert [status for status, _ in stack.webhook.received] == [200, 400]
+    assert [r.status for r in stack.webhook.requests] == [200, 400]
+
+
+def test_doctor_only_reads_from_supabase_twilio_and_auth_admin(stack):
+    with connect(stack.db_url, autocommit=True) as conn:
+        tenant = conn.execute("select id::text from public.tenants where name = 'acme'").fetchone()[0]
+        conn.execute("insert into public.calls (call_sid, tenant_id) values (%s, %s)", ("CA" + "0" * 32, tenant))
+    with SupabaseAuthServer() as auth:
+        auth.add_user("ana@example.com", {"tenant_id": tenant})
+        environ = stack.environ | {"SUPABASE_AUTH_URL": auth.base_url,
+                                   "SUPABASE_SERVICE_ROLE_KEY": auth.service_role_key}
+        result = checks(stack, environ)
+        assert result["members"].status == "pass"
+        assert auth.calls() and stack.api.calls() and stack.twilio.calls()  # each service was asked
+        auth.assert_only_reads()
 
 
 def test_detects_an_unapplied_migration(stack):
@@ -126,6 +144,7 @@ def test_a_refused_token_fails_its_check_and_skips_the_ones_that_need_it(stack):
 
 def test_command_exits_non_zero_and_prints_each_fix(stack):
     stack.api.functions["twilio-voice"].verify_jwt = True
+    stack.clear_requests()
     runner = CliRunner()
     result = runner.invoke(app, ["doctor", "--workdir", str(stack.project)], env=stack.environ)
     assert result.exit_code == 5
@@ -134,3 +153,4 @@ def test_command_exits_non_zero_and_prints_each_fix(stack):
     report = json.loads(as_json.stdout)
     assert as_json.exit_code == 5 and report["ok"] is False
     assert [c["name"] for c in report["checks"] if c["status"] == "fail"] == ["function"]
+    stack.assert_only_reads()

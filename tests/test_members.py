@@ -68,7 +68,7 @@ def test_add_sets_tenant_and_keeps_other_app_metadata(auth, members, tenants):
                                                       "roles": ["billing"], "tenant_id": tenants[0]}
     auth.assert_requests([LIST, put(user["id"])])
     sent = auth.requests[-1]
-    assert sent.body == {"app_metadata": {"tenant_id": tenants[0]}}
+    assert sent.json() == {"app_metadata": {"tenant_id": tenants[0]}}
     assert sent.headers["apikey"] == auth.service_role_key
     assert sent.headers["authorization"] == f"Bearer {auth.service_role_key}"
     assert auth.requests[0].query == {"page": ["1"], "per_page": ["1000"]}
@@ -77,7 +77,7 @@ def test_add_sets_tenant_and_keeps_other_app_metadata(auth, members, tenants):
 def test_add_twice_changes_nothing_the_second_time(auth, members, tenants):
     user = auth.add_user("ana@example.com")
     assert members("add", "ana@example.com", "--tenant", tenants[0]).exit_code == 0
-    auth.requests.clear()
+    auth.clear_requests()
     result = members("add", "ana@example.com", "--tenant", tenants[0])
     assert result.exit_code == 0 and "unchanged" in result.output
     auth.assert_requests([LIST])
@@ -107,7 +107,7 @@ def test_an_unknown_email_needs_invite_and_invite_creates_the_member(auth, membe
     assert user["invited_at"] and user["app_metadata"]["tenant_id"] == tenants[0]
     assert user["user_metadata"] == {}  # nothing a user could edit carries the tenant
     auth.assert_requests([LIST, LIST, ("POST", "/invite"), put(user["id"])])
-    assert auth.requests[2].body == {"email": "new@example.com"}
+    assert auth.requests[2].json() == {"email": "new@example.com"}
 
 
 def test_list_pages_through_users_and_filters_by_tenant(auth, members, tenants):
@@ -146,7 +146,7 @@ def test_remove_clears_only_the_tenant(auth, members, tenants):
     assert result.exit_code == 0, result.output
     assert auth.users[user["id"]]["app_metadata"] == {"provider": "email", "providers": ["email"], "roles": ["x"]}
     auth.assert_requests([LIST, put(user["id"])])
-    assert auth.requests[-1].body == {"app_metadata": {"tenant_id": None}}
+    assert auth.requests[-1].json() == {"app_metadata": {"tenant_id": None}}
 
 
 @pytest.mark.parametrize("args, code, words", [
@@ -162,7 +162,7 @@ def test_bad_input_is_refused_and_changes_nothing(auth, members, tenants, args, 
     result = members(*args)
     assert result.exit_code == code, result.output
     assert words in result.output and "Traceback" not in result.output
-    assert auth.writes() == []
+    auth.assert_only_reads()
     assert json.dumps(auth.users, sort_keys=True) == before
     assert auth.users[user["id"]]["app_metadata"]["tenant_id"] == tenants[0]
 
@@ -176,7 +176,7 @@ def test_a_refused_or_missing_key_is_a_clear_error_and_never_printed(auth, membe
     result = members("add", "ana@example.com", "--tenant", tenants[0], "--verbose", key=key)
     assert result.exit_code == code, result.output
     assert words in result.output and "SUPABASE_SERVICE_ROLE_KEY" in result.output
-    assert auth.writes() == []
+    auth.assert_only_reads()
     assert auth.service_role_key not in result.output
     if key:
         assert key not in result.output
@@ -248,7 +248,7 @@ def test_doctor_names_each_tenant_with_calls_but_no_member(auth, fresh_db_url, t
     assert check.fix == "supactl members add EMAIL --tenant 'Bolt' --invite"
     auth.add_user("bo@example.com", {"tenant_id": ids["Bolt"]})
     assert members_check().status == "pass"
-    assert auth.writes() == []  # doctor only reads
+    auth.assert_only_reads()  # doctor only reads
 
 
 def test_doctor_skips_the_members_check_without_a_key(tmp_path, db_url):

@@ -118,7 +118,7 @@ def test_link_number_sets_voice_url_and_post_then_confirms(twilio, client):
     assert (twilio.numbers[sid]["voice_url"], twilio.numbers[sid]["voice_method"]) == (FUNCTION_URL, "POST")
     assert twilio.calls() == [("GET", list_path(twilio)), ("POST", instance_path(twilio, sid)),
                               ("GET", instance_path(twilio, sid))]
-    assert twilio.requests[1].form == {"VoiceUrl": [FUNCTION_URL], "VoiceMethod": ["POST"]}
+    assert twilio.requests[1].form() == {"VoiceUrl": [FUNCTION_URL], "VoiceMethod": ["POST"]}
 
 
 def test_second_link_changes_nothing_and_only_reads(twilio, client):
@@ -161,7 +161,7 @@ def test_force_clears_the_application_or_trunk(twilio, client, routing, cleared_
     sid = twilio.add_number("+14155550100", voice_url=FUNCTION_URL, **routing)
     result = link_number(client, "+14155550100", FUNCTION_URL, force=True)
     assert result.changed and len(result.cleared) == 1
-    assert twilio.requests[1].form == {"VoiceUrl": [FUNCTION_URL], "VoiceMethod": ["POST"], cleared_field: [""]}
+    assert twilio.requests[1].form() == {"VoiceUrl": [FUNCTION_URL], "VoiceMethod": ["POST"], cleared_field: [""]}
     number = twilio.numbers[sid]
     assert not number["voice_application_sid"] and not number["trunk_sid"]
     assert route_of(result.number, FUNCTION_URL).reaches_function is True
@@ -228,7 +228,7 @@ def test_api_key_and_secret_authenticate_for_the_account(twilio, tmp_path):
     with make_client(twilio, tmp_path, TWILIO_AUTH_TOKEN="", TWILIO_API_KEY=key,
                      TWILIO_API_SECRET=key_secret) as client:
         assert [n.phone_number for n in client.list_numbers()] == ["+14155550100"]
-    assert twilio.requests[0].username == key
+    assert twilio.requests[0].basic_auth_user == key
 
 
 def test_credentials_come_from_dotenv_when_the_environment_has_none(twilio, tmp_path):
@@ -237,7 +237,7 @@ def test_credentials_come_from_dotenv_when_the_environment_has_none(twilio, tmp_
         f"TWILIO_API_URL={twilio.base_url}\n")
     with TwilioClient.from_config(project_dir=tmp_path, environ={}) as client:
         assert client.list_numbers() == []
-    assert twilio.requests[0].username == twilio.account_sid
+    assert twilio.requests[0].basic_auth_user == twilio.account_sid
 
 
 @pytest.mark.parametrize("env, missing", [

@@ -54,8 +54,10 @@ def test_link_number_points_the_number_at_the_projects_function(run, twilio):
     assert first.exit_code == 0, first.output
     assert f"linked +14155550100 -> POST {FUNCTION_URL}" in first.stdout
     assert twilio.numbers[sid]["voice_url"] == FUNCTION_URL
+    twilio.clear_requests()
     second = run("twilio", "link-number", "+14155550100")
     assert second.exit_code == 0 and "unchanged: +14155550100" in second.stdout
+    twilio.assert_only_reads()
 
 
 def test_link_number_uses_the_function_url_flag_over_the_project_ref(run, twilio):
@@ -144,6 +146,7 @@ def test_numbers_json_says_which_numbers_reach_the_function(run, twilio):
     assert {n["phone_number"]: n["reaches_function"] for n in body["numbers"]} == {
         "+14155550110": True, "+14155550111": False, "+14155550112": False}
     assert body["numbers"][2]["voice_application_sid"] == APP_SID
+    twilio.assert_only_reads()
 
 
 def test_numbers_table_without_a_project_still_lists(run, twilio):
@@ -152,6 +155,7 @@ def test_numbers_table_without_a_project_still_lists(run, twilio):
     assert result.exit_code == 0, result.output
     assert "+14155550120" in result.stdout and "elsewhere.example" in result.stdout
     assert "cannot tell which numbers reach the function" in result.stderr
+    twilio.assert_only_reads()
 
 
 def test_no_secret_in_any_command_output(run, twilio):

@@ -8,13 +8,14 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from contract_servers.stack import NUMBER, cloud_stack
 from supactl.cli import app
 from supactl.cloud import management_api as api
 from supactl.cloud import up
 from supactl.cloud.http_client import RetryPolicy
 from supactl.cloud.twilio_api import TwilioClient
 from supactl.database.connection import connect
+from tests.contract_servers.local_http import is_read
+from tests.contract_servers.stack import NUMBER, cloud_stack
 
 NO_WAIT = RetryPolicy(sleep=lambda s: None)
 
@@ -65,10 +66,11 @@ def test_first_run_does_every_step_and_second_run_changes_nothing(stack):
         ("GET", "/functions/twilio-voice"), ("POST", "/functions/deploy"), ("GET", "/functions/twilio-voice")]
     assert twilio_calls(stack) == [("GET", ".json"), ("POST", f"/{sid}.json"), ("GET", f"/{sid}.json")]
 
-    stack.api.clear_requests()
-    stack.twilio.clear_requests()
+    stack.clear_requests()
     second = run_up(stack)
     assert {r.status for r in second.values()} == {"unchanged"}
+    stack.assert_only_reads()
+    assert stack.webhook.requests == []
     assert management_calls(stack) == [("GET", "/secrets"), ("GET", "/functions/twilio-voice")]
     assert twilio_calls(stack) == [("GET", ".json")]
     assert stack.api.functions["twilio-voice"].version == 1
@@ -76,15 +78,19 @@ def test_first_run_does_every_step_and_second_run_changes_nothing(stack):
 
 def test_a_changed_secret_or_file_is_the_only_thing_sent_again(stack):
     run_up(stack)
-    stack.api.clear_requests()
+    stack.clear_requests()
     changed = {**stack.environ, "OPENAI_API_KEY": "sk-proj-rotated-" + "9" * 20}
     (stack.project / "supabase/functions/twilio-voice/index.ts").write_text(
         'import "./config.ts";\nDeno.serve(() => new Response("v2"));\n')
     result = run_up(stack, environ=changed)
     assert result["secrets"].items == ["OPENAI_API_KEY"]
-    assert json.loads(stack.api.requests[1].body) == [{"name": "OPENAI_API_KEY", "value": changed["OPENAI_API_KEY"]}]
+    assert stack.api.requests[1].json() == [{"name": "OPENAI_API_KEY", "value": changed["OPENAI_API_KEY"]}]
     assert result["function"].status == "changed" and stack.api.functions["twilio-voice"].version == 2
     assert result["database"].status == "unchanged" and result[f"number {NUMBER}"].status == "unchanged"
+    project = f"/v1/projects/{stack.api.ref}"
+    stack.api.assert_no_unexpected_requests(
+        allowed=[is_read, ("POST", f"{project}/secrets"), ("POST", f"{project}/functions/deploy")])
+    stack.twilio.assert_only_reads()
 
 
 def test_a_deploy_by_someone_else_is_replaced_and_verify_jwt_turned_back_off(stack):
@@ -99,7 +105,8 @@ def test_a_deploy_by_someone_else_is_replaced_and_verify_jwt_turned_back_off(sta
 def test_dry_run_only_reads_and_says_what_would_change(stack):
     planned = run_up(stack, dry_run=True)
     assert {r.status for r in planned.values()} == {"would change"}
-    assert {m for m, _ in stack.api.calls() + stack.twilio.calls()} == {"GET"}
+    stack.assert_only_reads()
+    assert stack.api.calls() and stack.twilio.calls() and stack.webhook.requests == []
     assert stack.api.secrets == {} and stack.api.functions == {}
     assert stack.twilio.number(NUMBER)["voice_url"] == "https://old.example.com/voice"
     with connect(stack.db_url, autocommit=True) as conn:
@@ -144,8 +151,10 @@ def test_up_json_reports_each_step_for_ci(stack):
     report = json.loads(first.stdout)
     assert report["ok"] is True and report["function_url"] == stack.webhook.url
     assert [s["status"] for s in report["steps"]] == ["changed"] * 4
+    stack.clear_requests()
     second = json.loads(runner.invoke(app, ["up", "--workdir", str(stack.project), "--json"], env=stack.environ).stdout)
     assert [s["status"] for s in second["steps"]] == ["unchanged"] * 4
+    stack.assert_only_reads()
 
 
 def test_no_secret_value_appears_in_any_output(stack):

@@ -13,87 +13,53 @@ made against the digest the Management API stores, so a changed secret breaks th
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qsl
 
 from supactl.twilio_signature import sign
 
+from .local_http import LocalHttpServer, RecordedRequest, Reply, text_reply
 from .management_api import ManagementApiServer
 
 PATH = "/functions/v1/twilio-voice"
 
 
 @dataclass
-class FunctionWebhookServer:
+class FunctionWebhookServer(LocalHttpServer):
     api: ManagementApiServer
     auth_token_candidates: list[str]  # values the test knows; the one whose digest the API stores is used
     tenant_numbers: set[str] = field(default_factory=set)
     slug: str = "twilio-voice"
-    received: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._httpd: ThreadingHTTPServer | None = None
-
-    def __enter__(self) -> "FunctionWebhookServer":
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                status, body = server._answer(self)
-                payload = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/xml" if status == 200 else "text/plain")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
 
     @property
     def url(self) -> str:
-        assert self._httpd
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{PATH}"
+        return self.base_url + PATH
 
     def _secret(self) -> str | None:
         digest = self.api.secrets.get("TWILIO_AUTH_TOKEN", {}).get("value")
         return next((t for t in self.auth_token_candidates if hashlib.sha256(t.encode()).hexdigest() == digest), None)
 
-    def _answer(self, handler: BaseHTTPRequestHandler) -> tuple[int, str]:
-        length = int(handler.headers.get("Content-Length") or 0)
-        params = dict(parse_qsl(handler.rfile.read(length).decode(), keep_blank_values=True))
-        status, body = self._route(handler, params)
-        self.received.append((status, params))
-        return status, body
-
-    def _route(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> tuple[int, str]:
+    def _answer(self, request: RecordedRequest) -> Reply:
         function = self.api.functions.get(self.slug)
-        if handler.path != PATH or function is None:
-            return 404, "Requested function was not found"
-        if function.verify_jwt and not handler.headers.get("Authorization"):
-            return 401, "Missing authorization header"
-        signature = handler.headers.get("X-Twilio-Signature")
+        if request.target != PATH or function is None:
+            return text_reply(404, "Requested function was not found")
+        if request.method != "POST":
+            return text_reply(405, "method not allowed")
+        if function.verify_jwt and not request.headers.get("authorization"):
+            return text_reply(401, "Missing authorization header")
+        signature = request.headers.get("x-twilio-signature")
         if not signature:
-            return 400, "missing X-Twilio-Signature"
+            return text_reply(400, "missing X-Twilio-Signature")
+        try:
+            # A repeated parameter counts once, with its last value, as a dict of the form gives it.
+            params = {name: values[-1] for name, values in request.form().items()}
+        except (UnicodeDecodeError, ValueError):
+            return text_reply(400, "malformed form body")
         secret = self._secret()
         if secret is None or sign(secret, self.url, params) != signature:
-            return 403, "invalid signature"
+            return text_reply(403, "invalid signature")
         if params.get("To") in self.tenant_numbers:
             stream = self.url.replace("http://", "ws://")
-            return 200, (f'<?xml version="1.0" encoding="UTF-8"?><Response><Connect action="{self.url}" '
-                         f'method="POST"><Stream url="{stream}"/></Connect></Response>')
-        return 200, ('<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, the number you have called '
-                     "is not in service. Goodbye.</Say><Hangup/></Response>")
+            return text_reply(200, f'<?xml version="1.0" encoding="UTF-8"?><Response><Connect action="{self.url}" '
+                                   f'method="POST"><Stream url="{stream}"/></Connect></Response>', "text/xml")
+        return text_reply(200, '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, the number you have '
+                               "called is not in service. Goodbye.</Say><Hangup/></Response>", "text/xml")

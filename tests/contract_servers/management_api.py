@@ -25,11 +25,9 @@ import time
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from .local_http import LocalHttpServer
+from .local_http import LocalHttpServer, RecordedRequest, Reply, json_reply
 
 TOKEN = re.compile(r"^sbp_(oauth_)?[a-f0-9]{40}$")
 REF = r"(?P<ref>[a-z]{20})"
@@ -61,20 +59,6 @@ class ApiFailure(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    content_type: str | None
-    body: bytes
-    status: int = 0
-
-    @property
-    def call(self) -> tuple[str, str]:
-        return (self.method, self.path)
 
 
 @dataclass
@@ -111,7 +95,6 @@ class ManagementApiServer(LocalHttpServer):
     project_status: str = "ACTIVE_HEALTHY"
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {value: digest, updated_at}
     functions: dict[str, StoredFunction] = field(default_factory=dict)
-    requests: list[RecordedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -122,46 +105,23 @@ class ManagementApiServer(LocalHttpServer):
         with self._lock:
             self._failures.extend([(status, retry_after)] * times)
 
-    def calls(self) -> list[tuple[str, str]]:
-        return [r.call for r in self.requests]
-
-    def clear_requests(self) -> None:
-        self.requests.clear()
-
     def put_secret(self, name: str, value: str) -> None:
         self.secrets[name] = {"value": hashlib.sha256(value.encode()).hexdigest(), "updated_at": _now_iso()}
 
     # -- request handling ------------------------------------------------------------------
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        url = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        record = RecordedRequest(handler.command, url.path, parse_qs(url.query, keep_blank_values=True),
-                                 handler.headers.get("Content-Type"), body)
-        with self._lock:
-            self.requests.append(record)
-        headers: dict[str, str] = {}
+    def _answer(self, request: RecordedRequest) -> Reply:
         try:
-            self._authenticate(handler.headers.get("Authorization"))
+            self._authenticate(request.headers.get("authorization"))
             with self._lock:
                 failure = self._failures.pop(0) if self._failures else None
             if failure:
                 status, retry_after = failure
                 raise ApiFailure(status, "Too many requests" if status == 429 else "Internal server error",
                                  {"Retry-After": retry_after} if retry_after else {})
-            status, payload = self._route(record)
+            status, payload = self._route(request)
         except ApiFailure as exc:
-            status, payload, headers = exc.status, {"message": exc.message}, exc.headers
-        record.status = status
-        out = b"" if payload is None else json.dumps(payload).encode()
-        handler.send_response(status)
-        if payload is not None:
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-        handler.send_header("Content-Length", str(len(out)))
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(out)
+            return json_reply(exc.status, {"message": exc.message}, exc.headers)
+        return Reply(status) if payload is None else json_reply(status, payload)
 
     def _authenticate(self, header: str | None) -> None:
         scheme, _, token = (header or "").partition(" ")
@@ -311,7 +271,7 @@ def _json_body(record: RecordedRequest) -> Any:
     if not (record.content_type or "").startswith("application/json"):
         raise ApiFailure(415, "expected Content-Type application/json")
     try:
-        return json.loads(record.body)
+        return record.json()
     except ValueError:
         raise ApiFailure(400, "body is not JSON") from None
 

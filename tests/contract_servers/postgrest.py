@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
@@ -17,6 +16,8 @@ from psycopg import sql
 
 from supactl.database.jwt_tokens import claims_of
 from supactl.errors import ConfigError
+
+from .local_http import LocalHttpServer, RecordedRequest, Reply, json_reply
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _EMBED = re.compile(r"^([a-z_]+)(!inner)?\(([a-z_,]+)\)$")
@@ -30,19 +31,24 @@ class PostgrestError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class PostgrestServer:
-    def __init__(self, db_url: str, jwt_secret: str) -> None:
-        self.db_url, self.jwt_secret = db_url, jwt_secret
-        self.requests: list[str] = []
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+@dataclass
+class PostgrestServer(LocalHttpServer):
+    """`with PostgrestServer(db_url, jwt_secret) as rest:` serves `rest.base_url` + /rest/v1/…"""
 
-    def close(self) -> None:
-        self.http.shutdown()
+    db_url: str
+    jwt_secret: str
 
-    def query(self, path: str, headers: dict[str, str]) -> list[dict]:
-        parts = urlsplit(path)
+    def _answer(self, request: RecordedRequest) -> Reply:
+        try:
+            if request.method != "GET":
+                # Reads only: what the stand-in does not implement is refused as PostgREST refuses a verb.
+                raise PostgrestError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+            return json_reply(200, self.select(request.target, request.headers))
+        except PostgrestError as exc:
+            return json_reply(exc.status, {"code": exc.code, "message": exc.message, "details": None, "hint": None})
+
+    def select(self, target: str, headers: dict[str, str]) -> list[dict]:
+        parts = urlsplit(target)
         match = re.fullmatch(r"/rest/v1/([a-z_]+)", parts.path)
         if not match:
             raise PostgrestError(404, "PGRST125", f"Invalid path {parts.path}")
@@ -106,27 +112,3 @@ class PostgrestServer:
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise PostgrestError(403, "42501", str(exc).splitlines()[0]) from None
             return cursor.fetchone()[0]
-
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                server.requests.append(self.path)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                try:
-                    status, body = 200, server.query(self.path, headers)
-                except PostgrestError as exc:
-                    status, body = exc.status, {"code": exc.code, "message": exc.message, "details": None,
-                                                "hint": None}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler

@@ -14,7 +14,8 @@ from supactl.cloud.scaffold import init_project
 from supactl.database.connection import apply_local_bootstrap
 from supactl.dev_stack.postgres_server import EmbeddedPostgres, create_database
 
-from .function_webhook import FunctionWebhookServer
+from .function_webhook import PATH, FunctionWebhookServer
+from .local_http import assert_only_reads
 from .management_api import ManagementApiServer
 from .twilio import TwilioContractServer
 
@@ -37,6 +38,16 @@ class CloudStack:
 
     def without(self, *names: str) -> dict[str, str]:
         return {k: v for k, v in self.environ.items() if k not in names}
+
+    def clear_requests(self) -> None:
+        for server in (self.api, self.twilio, self.webhook):
+            server.clear_requests()
+
+    def assert_only_reads(self) -> None:
+        """Nothing was changed at Supabase or Twilio, and the function was only called the way
+        Twilio calls it (a POST is how a call reaches it, not a write)."""
+        assert_only_reads(self.api, self.twilio)
+        self.webhook.assert_no_unexpected_requests(allowed=[("POST", PATH)])
 
 
 @contextlib.contextmanager

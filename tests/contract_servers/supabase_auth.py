@@ -14,18 +14,15 @@ Stricter than the real service on purpose: PUT bodies may only carry `app_metada
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from .local_http import LocalHttpServer
+from .local_http import LocalHttpServer, RecordedRequest, Reply, json_reply
 
 USER_PATH = re.compile(r"^/admin/users/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 DEFAULT_PER_PAGE = 50  # the spec's default
@@ -46,25 +43,10 @@ def _gotrue_error(status: int, error_code: str, msg: str) -> AuthFailure:
 
 
 @dataclass
-class AuthRequest:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    body: Any
-    headers: dict[str, str]
-    status: int = 0
-
-    @property
-    def call(self) -> tuple[str, str]:
-        return (self.method, self.path)
-
-
-@dataclass
 class SupabaseAuthServer(LocalHttpServer):
     service_role_key: str = field(default_factory=lambda: "sb_secret_" + secrets.token_urlsafe(24))
     anon_key: str = field(default_factory=lambda: "sb_anon_" + secrets.token_urlsafe(24))
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests: list[AuthRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -81,54 +63,32 @@ class SupabaseAuthServer(LocalHttpServer):
     def user_by_email(self, email: str) -> dict | None:
         return next((u for u in self.users.values() if u["email"] == email), None)
 
-    def calls(self) -> list[tuple[str, str]]:
-        return [r.call for r in self.requests]
-
-    def writes(self) -> list[tuple[str, str]]:
-        return [r.call for r in self.requests if r.method != "GET"]
-
-    def assert_requests(self, expected: list[tuple[str, str]]) -> None:
-        """Exactly these requests, in this order, and no other."""
-        assert self.calls() == expected, f"expected {expected}, got {self.calls()}"
-
     # -- HTTP ------------------------------------------------------------------------------
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        record = AuthRequest(handler.command, parts.path, parse_qs(parts.query), None,
-                             {k.lower(): v for k, v in handler.headers.items()})
+    def _answer(self, request: RecordedRequest) -> Reply:
         try:
-            if raw:
-                if not (handler.headers.get("Content-Type") or "").startswith("application/json"):
+            body = None
+            if request.body:
+                if not (request.content_type or "").startswith("application/json"):
                     raise _gotrue_error(400, "bad_json", "Content-Type must be application/json")
                 try:
-                    record.body = json.loads(raw)
+                    body = request.json()
                 except ValueError:
                     raise _gotrue_error(400, "bad_json", "Could not parse request body as JSON") from None
             with self._lock:
-                self._authorize(handler)
-                status, body = self._route(record)
+                self._authorize(request)
+                status, answer = self._route(request, body)
         except AuthFailure as failure:
-            status, body = failure.status, failure.body
-        record.status = status
-        with self._lock:
-            self.requests.append(record)
-        data = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+            status, answer = failure.status, failure.body
+        return json_reply(status, answer)
 
-    def _authorize(self, handler: BaseHTTPRequestHandler) -> None:
-        apikey = handler.headers.get("apikey")
+    def _authorize(self, request: RecordedRequest) -> None:
+        apikey = request.headers.get("apikey")
         if not apikey:
             raise AuthFailure(401, {"message": "No API key found in request"})
         if apikey not in (self.service_role_key, self.anon_key):
             raise AuthFailure(401, {"message": "Invalid API key",
                                     "hint": "Double check your Supabase `anon` or `service_role` API key."})
-        auth = handler.headers.get("Authorization") or ""
+        auth = request.headers.get("authorization") or ""
         if not auth.startswith("Bearer "):
             raise _gotrue_error(401, "no_authorization", "This endpoint requires a Bearer token")
         bearer = auth[len("Bearer "):]
@@ -137,24 +97,24 @@ class SupabaseAuthServer(LocalHttpServer):
         if bearer != self.service_role_key:
             raise _gotrue_error(401, "bad_jwt", "invalid JWT: unable to parse or verify signature")
 
-    def _route(self, req: AuthRequest) -> tuple[int, Any]:
+    def _route(self, req: RecordedRequest, body: Any) -> tuple[int, Any]:
         if req.path == "/admin/users" and req.method == "GET":
             return 200, self._list(req)
         if req.path == "/invite" and req.method == "POST":
-            return 200, self._invite(req.body)
+            return 200, self._invite(body)
         match = USER_PATH.match(req.path)
         if match and req.method in ("GET", "PUT"):
             user = self.users.get(match["id"])
             if user is None:
                 raise _gotrue_error(404, "user_not_found", "User not found")
             if req.method == "PUT":
-                self._update(user, req.body)
+                self._update(user, body)
             return 200, user
         raise AuthFailure(404, {"message": "no Route matched with those values"})
 
-    def _list(self, req: AuthRequest) -> dict:
+    def _list(self, req: RecordedRequest) -> dict:
         def number(name: str, default: int) -> int:
-            value = req.query.get(name, [str(default)])[0]
+            value = req.query.get(name, [""])[0] or str(default)
             if not value.isdigit() or int(value) < 1:
                 raise _gotrue_error(400, "validation_failed", f"Bad Pagination Parameters: {name}")
             return int(value)

@@ -16,7 +16,6 @@ silently doing nothing in production.
 from __future__ import annotations
 
 import base64
-import json
 import re
 import secrets
 import threading
@@ -24,11 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
-from .local_http import LocalHttpServer
+from .local_http import LocalHttpServer, RecordedRequest, Reply, json_reply
 
 API_VERSION = "2010-04-01"
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -88,20 +86,6 @@ SERVICE_UNAVAILABLE = 20503
 
 
 @dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    form: dict[str, list[str]]
-    username: str | None
-    status: int = 0
-
-    @property
-    def call(self) -> tuple[str, str]:
-        return (self.method, self.path)
-
-
-@dataclass
 class _Failure:
     status: int
     code: int
@@ -133,7 +117,6 @@ class TwilioContractServer(LocalHttpServer):
     api_keys: dict[str, str] = field(default_factory=dict)
     page_size: int = 50
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests: list[RecordedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -181,50 +164,26 @@ class TwilioContractServer(LocalHttpServer):
         with self._lock:
             self._failures.extend(_Failure(status, code, message, retry_after) for _ in range(times))
 
-    def calls(self) -> list[tuple[str, str]]:
-        """(method, path) of every request received, in order."""
-        return [r.call for r in self.requests]
-
-    def clear_requests(self) -> None:
-        self.requests.clear()
-
     # -- request handling ------------------------------------------------------------------
     def _instance_path(self, sid: str) -> str:
         return f"/{API_VERSION}/Accounts/{self.account_sid}/IncomingPhoneNumbers/{sid}.json"
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        url = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw_body = handler.rfile.read(length) if length else b""
-        query = parse_qs(url.query, keep_blank_values=True)
-        record = RecordedRequest(handler.command, url.path, query, {}, None)
-        with self._lock:
-            self.requests.append(record)
-        headers: dict[str, str] = {}
+    def _answer(self, request: RecordedRequest) -> Reply:
         try:
-            record.username = self._authenticate(handler.headers.get("Authorization"), url.path)
+            self._authenticate(request.headers.get("authorization"), request.path)
             failure = self._next_failure()
             if failure:
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
                 raise TwilioError(failure.status, failure.code, failure.message, headers)
-            status, body = self._route(handler, url.path, query, raw_body, record)
+            return json_reply(200, self._route(request))
         except TwilioError as exc:
-            status, body, headers = exc.status, exc.body(), exc.headers
-        record.status = status
-        payload = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
-        handler.send_header("Content-Length", str(len(payload)))
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(payload)
+            return json_reply(exc.status, exc.body(), exc.headers)
 
     def _next_failure(self) -> _Failure | None:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
 
-    def _authenticate(self, header: str | None, path: str) -> str:
+    def _authenticate(self, header: str | None, path: str) -> None:
         unauthorized = TwilioError(401, AUTHENTICATE, "Authenticate",
                                    {"WWW-Authenticate": 'Basic realm="Twilio API"'})
         if not header or not header.startswith("Basic "):
@@ -244,33 +203,31 @@ class TwilioContractServer(LocalHttpServer):
         # refused the same way as a wrong token.
         if not valid or (match and match.group(1) != self.account_sid):
             raise unauthorized
-        return username
 
-    def _route(self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]],
-               raw_body: bytes, record: RecordedRequest) -> tuple[int, Any]:
-        if match := LIST_PATH.match(path):
-            if handler.command != "GET":
+    def _route(self, request: RecordedRequest) -> dict[str, Any]:
+        path, query = request.path, request.query
+        if LIST_PATH.match(path):
+            if request.method != "GET":
                 # Buying numbers (POST to the list) is outside what supactl may do.
                 raise TwilioError(405, METHOD_NOT_ALLOWED, "Method not allowed")
-            return 200, self._list(path, query)
+            return self._list(path, query)
         match = INSTANCE_PATH.match(path)
         if not match or not NUMBER_SID.match(match.group(2)):
             raise TwilioError(404, NOT_FOUND, f"The requested resource {path} was not found")
         sid = match.group(2)
-        if handler.command not in ("GET", "POST"):
+        if request.method not in ("GET", "POST"):
             raise TwilioError(405, METHOD_NOT_ALLOWED, "Method not allowed")
         if query:
             raise TwilioError(400, BAD_REQUEST, f"Unexpected query parameters: {', '.join(sorted(query))}")
         number = self.numbers.get(sid)
         if number is None:
             raise TwilioError(404, NOT_FOUND, f"The requested resource {path} was not found")
-        if handler.command == "GET":
-            if raw_body:
+        if request.method == "GET":
+            if request.body:
                 raise TwilioError(400, BAD_REQUEST, "A fetch takes no body")
-            return 200, number
-        record.form = self._form(handler.headers.get("Content-Type"), raw_body)
-        self._update(number, record.form)
-        return 200, number
+            return number
+        self._update(number, self._form(request))
+        return number
 
     def _list(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:
         unknown = set(query) - LIST_QUERY_PARAMETERS
@@ -332,11 +289,11 @@ class TwilioContractServer(LocalHttpServer):
         return True
 
     @staticmethod
-    def _form(content_type: str | None, raw_body: bytes) -> dict[str, list[str]]:
-        if (content_type or "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+    def _form(request: RecordedRequest) -> dict[str, list[str]]:
+        if (request.content_type or "").split(";")[0].strip() != "application/x-www-form-urlencoded":
             raise TwilioError(400, BAD_REQUEST, "Updates must be application/x-www-form-urlencoded")
         try:
-            return parse_qs(raw_body.decode(), keep_blank_values=True, strict_parsing=bool(raw_body))
+            return request.form()
         except (UnicodeDecodeError, ValueError):
             raise TwilioError(400, BAD_REQUEST, "Malformed form body") from None
 
