@@ -14,8 +14,11 @@ import pytest
 
 # (grantee, object, privilege): everything the API roles may do, and nothing else. PUBLIC counts
 # because every role, anon included, inherits what PUBLIC holds.
-TENANT_TABLES = ("call_turns", "calls", "tenant_agents", "tenant_phone_numbers", "tenants")
+TENANT_TABLES = ("call_tool_calls", "call_turns", "calls", "tenant_agents", "tenant_phone_numbers", "tenant_tools", "tenants")
 AGENT_SETTING_COLUMNS = ("greeting", "instructions", "model", "transcription_model", "turn_detection", "updated_at", "voice")
+# allow_security_definer is missing on purpose: only the service role lets a tool bypass RLS.
+TOOL_COLUMNS = ("description", "enabled", "http_url", "kind", "name", "parameters", "sql_function", "timeout_ms",
+                "transfer_to", "updated_at")
 INTENDED = (
     # USAGE on the schema only lets a role name what it holds privileges on; PUBLIC has it by
     # Postgres' own default (pg_database_owner's schema), and Supabase keeps it.
@@ -23,6 +26,9 @@ INTENDED = (
     | {("authenticated", f"table {table}", "SELECT") for table in TENANT_TABLES}
     | {("authenticated", f"column tenant_agents.{column}", "INSERT") for column in ("tenant_id", *AGENT_SETTING_COLUMNS)}
     | {("authenticated", f"column tenant_agents.{column}", "UPDATE") for column in AGENT_SETTING_COLUMNS}
+    | {("authenticated", f"column tenant_tools.{column}", "INSERT") for column in ("tenant_id", *TOOL_COLUMNS)}
+    | {("authenticated", f"column tenant_tools.{column}", "UPDATE") for column in TOOL_COLUMNS}
+    | {("authenticated", "table tenant_tools", "DELETE")}
     | {("authenticated", "function current_tenant_id()", "EXECUTE")}
 )
 

@@ -1,0 +1,134 @@
+"""Tenant tools in the database (supactl.database.tools and the tenant_tools migration): what is
+refused, with which message, and what a tenant's users may see and change under RLS."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import psycopg
+import pytest
+
+from supactl.database import tools
+from supactl.database.tenants import TenantError, add_tenant
+from supactl.database.tools import ToolError, ToolTarget
+
+LOOKUP_SCHEMA = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}
+
+
+@pytest.fixture
+def conn(db_url: str):
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def tenant(conn, request) -> str:
+    return add_tenant(conn, f"tools-{uuid.uuid4()}").name
+
+
+@pytest.fixture
+def sql_functions(conn):
+    conn.execute("create schema if not exists shop")
+    conn.execute("create or replace function shop.lookup(args jsonb) returns jsonb language sql stable "
+                 "as $$ select jsonb_build_object('id', args ->> 'order_id') $$")
+    conn.execute("create or replace function shop.definer(args jsonb) returns jsonb language sql security definer "
+                 "as $$ select '{}'::jsonb $$")
+    conn.execute("create or replace function shop.text_result(args jsonb) returns text language sql as $$ select 'x' $$")
+
+
+def test_each_kind_is_stored_with_its_target_and_listed(conn, tenant, sql_functions):
+    tools.add_tool(conn, tenant, "lookup_order", "Look up an order", ToolTarget(url="https://api.example.com/t"),
+                   parameters=LOOKUP_SCHEMA, timeout_ms=2000)
+    tools.add_tool(conn, tenant, "orders_sql", "Orders from SQL", ToolTarget(sql="shop.lookup"))
+    tools.add_tool(conn, tenant, "transfer", "Transfer to a person", ToolTarget(transfer_to="+1 (415) 555-0199"))
+    tools.add_tool(conn, tenant, "end_call", "End the call", ToolTarget(end_call=True))
+    listed = {t.name: (t.kind, t.target, t.timeout_ms) for t in tools.list_tools(conn, tenant)}
+    assert listed == {
+        "lookup_order": ("http", "https://api.example.com/t", 2000),
+        "orders_sql": ("sql", "shop.lookup", 5000),
+        "transfer": ("transfer", "+14155550199", 5000),
+        "end_call": ("end_call", None, 5000),
+    }
+    assert tools.get_tool(conn, "lookup_order", tenant).parameters == LOOKUP_SCHEMA
+
+
+@pytest.mark.parametrize("target, kwargs, message", [
+    (ToolTarget(url="ftp://x.example"), {}, "not an http(s) URL"),
+    (ToolTarget(url="https://user:pw@x.example/"), {}, "must not carry a user name or password"),
+    (ToolTarget(sql="shop.missing"), {}, "shop.missing(jsonb) does not exist"),
+    (ToolTarget(sql="shop.definer"), {}, "is SECURITY DEFINER"),
+    (ToolTarget(sql="shop.text_result"), {}, "must return jsonb"),
+    (ToolTarget(sql="Shop.Lookup;drop"), {}, "is not schema.function"),
+    (ToolTarget(transfer_to="555-0199"), {}, "is not an E.164 phone number"),
+    (ToolTarget(), {}, "exactly one of --url, --sql, --transfer-to or --end-call"),
+    (ToolTarget(url="https://x.example", end_call=True), {}, "exactly one of"),
+    (ToolTarget(end_call=True), {"timeout_ms": 60000}, "outside 100-30000"),
+    (ToolTarget(end_call=True), {"parameters": {"type": "array"}}, "must be a JSON Schema object"),
+    (ToolTarget(end_call=True), {"parameters": {"type": "object", "properties": {"a": {"type": "nope"}}}},
+     "not a valid JSON Schema"),
+])
+def test_bad_tools_are_refused_with_a_message_that_names_the_problem(conn, tenant, sql_functions, target, kwargs, message):
+    with pytest.raises(TenantError) as caught:
+        tools.add_tool(conn, tenant, "t", "A tool", target, **kwargs)
+    assert message in caught.value.message
+    assert tools.list_tools(conn, tenant) == []
+
+
+def test_security_definer_only_when_allowed_and_names_and_duplicates(conn, tenant, sql_functions):
+    tools.add_tool(conn, tenant, "definer", "Allowed", ToolTarget(sql="shop.definer"), allow_security_definer=True)
+    with pytest.raises(ToolError, match="already has a tool named 'definer'"):
+        tools.add_tool(conn, tenant, "definer", "Again", ToolTarget(end_call=True))
+    with pytest.raises(ToolError, match="is not a tool name"):
+        tools.add_tool(conn, tenant, "has space", "x", ToolTarget(end_call=True))
+    with pytest.raises(TenantError, match="no tenant"):
+        tools.add_tool(conn, "Nobody Inc", "x", "x", ToolTarget(end_call=True))
+
+
+def test_parameters_inline_or_from_a_file(tmp_path):
+    (tmp_path / "schema.json").write_text(json.dumps(LOOKUP_SCHEMA))
+    assert tools.parse_parameters("@schema.json", base_dir=tmp_path) == LOOKUP_SCHEMA
+    assert tools.parse_parameters(None) == {"type": "object", "properties": {}}
+    with pytest.raises(ToolError, match="is not JSON"):
+        tools.parse_parameters("{nope")
+    with pytest.raises(ToolError, match="cannot read"):
+        tools.parse_parameters("@missing.json", base_dir=tmp_path)
+
+
+def test_the_database_refuses_a_definer_function_whoever_writes(conn, tenant, sql_functions):
+    tenant_id = conn.execute("select id from public.tenants where name = %s", (tenant,)).fetchone()[0]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="SECURITY DEFINER"):
+        conn.execute("insert into public.tenant_tools (tenant_id, name, description, kind, sql_function) "
+                     "values (%s, 'x', 'x', 'sql', 'shop.definer')", (tenant_id,))
+
+
+def _as_tenant_user(conn, tenant_id: str) -> None:
+    conn.execute("set local role authenticated")
+    conn.execute("select set_config('request.jwt.claims', %s, true)",
+                 (json.dumps({"role": "authenticated", "tenant_id": str(tenant_id)}),))
+
+
+def test_a_tenant_user_reads_and_edits_only_its_own_tools_and_never_the_signing_key(db_url, conn, sql_functions):
+    mine, theirs = add_tenant(conn, "tools-rls-mine"), add_tenant(conn, "tools-rls-theirs")
+    tools.add_tool(conn, mine.name, "mine", "Mine", ToolTarget(end_call=True))
+    tools.add_tool(conn, theirs.name, "theirs", "Theirs", ToolTarget(end_call=True))
+    key = tools.signing_key(conn, mine.name)
+    assert len(key) == 64 and tools.signing_key(conn, mine.name) == key
+    assert tools.signing_key(conn, theirs.name) != key
+    with psycopg.connect(db_url) as user:
+        _as_tenant_user(user, mine.id)
+        assert [r[0] for r in user.execute("select name from public.tenant_tools").fetchall()] == ["mine"]
+        assert user.execute("update public.tenant_tools set description = 'x' where name = 'theirs'").rowcount == 0
+        assert user.execute("delete from public.tenant_tools where name = 'theirs'").rowcount == 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            user.execute("select signing_key from public.tenant_tool_keys")
+        user.rollback()
+        _as_tenant_user(user, mine.id)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            user.execute("update public.tenant_tools set allow_security_definer = true")
+        user.rollback()
+        _as_tenant_user(user, mine.id)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # RLS: not for another tenant
+            user.execute("insert into public.tenant_tools (tenant_id, name, description, kind) "
+                         "values (%s, 'sneaky', 'x', 'end_call')", (theirs.id,))
+    assert {t.name for t in tools.list_tools(conn)} >= {"mine", "theirs"}
