@@ -15,6 +15,7 @@ from supactl.commands import call as call_commands, calls as calls_commands, dev
 from supactl.commands import cloud as cloud_commands, secrets as secrets_commands
 from supactl.commands._output import HELP_MARKUP
 from supactl.commands.members import members_app
+from supactl.commands.selfhost import selfhost_app
 from supactl.commands.twilio import twilio_app
 
 app = typer.Typer(
@@ -51,6 +52,7 @@ app.command("call")(call_commands.call)
 app.add_typer(calls_commands.calls_app, name="calls")
 app.add_typer(secrets_commands.secrets_app, name="secrets")
 app.add_typer(members_app, name="members")
+app.add_typer(selfhost_app, name="selfhost")
 cloud_commands.register(app)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "supactl"
-GROUPS = {"cloud", "database", "dev_stack", "simulator", "commands"}
+GROUPS = {"cloud", "database", "dev_stack", "simulator", "selfhost", "commands"}
 SHARED = {"__init__", "__main__", "cli", "config", "errors", "redact", "project_files", "twilio_signature"}
 
 

@@ -1,0 +1,69 @@
+"""`supactl selfhost build|manifests`: the function on your own machines, past one Edge worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from supactl.commands._options import JSON, WORKDIR
+from supactl.commands._output import cli_errors, command_group, echo, print_json
+
+selfhost_app = command_group("Run the function on a fleet of your own: a runtime bundle and Kubernetes manifests.")
+
+
+@selfhost_app.command("build")
+@cli_errors
+def build(
+    out: Path = typer.Option(Path("twilio-voice-bundle"), "--out",
+                             help="Folder for the bundle (new, empty, or an earlier bundle, which is replaced)."),
+    workdir: Path = WORKDIR, as_json: bool = JSON,
+) -> None:
+    """Bundle the pinned Deno, the function and its cached packages, a launcher and a Containerfile.
+
+    The bundle starts with nothing fetched (`deno run --cached-only`); only this build reaches the npm registry.
+    """
+    from supactl.dev_stack.deno_runtime import deno_binary
+    from supactl.selfhost.runtime_bundle import LAUNCHER, build_bundle, project_function_dir
+
+    bundle = build_bundle(out, project_function_dir(workdir), deno_binary())
+    if as_json:
+        print_json(bundle.as_json())
+        return
+    echo(f"built {out} ({bundle.size_bytes / 1e6:.1f} MB, {bundle.files} files) on Deno {bundle.deno_version}")
+    echo(f"  run here    {out / LAUNCHER}   (settings from the environment)")
+    echo(f"  image       docker build -f {out / 'Containerfile'} -t IMAGE {out}")
+
+
+@selfhost_app.command("manifests")
+@cli_errors
+def manifests(
+    image: str = typer.Option(..., "--image", help="The image built from the bundle's Containerfile."),
+    host: str = typer.Option(..., "--host", help="The public host name Twilio calls (the Ingress's)."),
+    replicas: int = typer.Option(3, "--replicas", help="Workers always running (the autoscaler's minimum)."),
+    max_replicas: int = typer.Option(10, "--max-replicas", help="The autoscaler's maximum."),
+    out: str = typer.Option("-", "--out", help="Write the YAML to this file; '-' prints it."),
+    workdir: Path = WORKDIR, as_json: bool = JSON,
+) -> None:
+    """Kubernetes Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget and Ingress.
+
+    Credentials are referenced from a Secret named twilio-voice, never written: create it with
+    `kubectl create secret generic twilio-voice --from-env-file=FILE` (docs/self-hosting.md).
+    """
+    from supactl.selfhost.manifests import FleetSettings, project_env, render, secret_keys
+    from supactl.selfhost.yaml_text import dump_documents
+
+    settings = FleetSettings(image=image, host=host, replicas=replicas, max_replicas=max_replicas,
+                             project_env=project_env(workdir))
+    documents = render(settings)
+    if out != "-":
+        Path(out).write_text(dump_documents(documents))
+    if as_json:
+        print_json({"out": None if out == "-" else out, "secret": settings.secret_name,
+                    "secret_keys": secret_keys(settings), "objects": documents})
+    elif out == "-":
+        echo(dump_documents(documents).rstrip("\n"))
+    else:
+        echo(f"wrote {out}: " + ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in documents))
+        needed = [name for name, required in secret_keys(settings).items() if required]
+        echo(f"  the Secret {settings.secret_name} must hold: {', '.join(needed)}")
