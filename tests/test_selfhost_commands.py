@@ -53,3 +53,10 @@ def test_build_refuses_a_folder_holding_other_files(tmp_path):
     result = _invoke("build", "--out", str(tmp_path), "--workdir", str(tmp_path))
     assert result.exit_code == 1
     assert "is not empty and holds no earlier bundle" in result.output
+
+
+def test_build_refuses_a_deno_that_is_not_there(tmp_path):
+    result = _invoke("build", "--out", str(tmp_path / "bundle"), "--deno", str(tmp_path / "deno"))
+    assert result.exit_code == 1
+    assert f"error: no Deno binary at {tmp_path / 'deno'}" in result.output
+    assert not (tmp_path / "bundle").exists()

@@ -106,29 +106,45 @@ def _request(url: str, method: str, netns_of: int | None) -> tuple[int, str] | N
     return int(status), body.strip()
 
 
-@pytest.mark.slow
-def test_the_function_starts_from_the_bundle_alone(tmp_path):
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
     from supactl.dev_stack.deno_runtime import deno_binary
 
-    bundle = build_bundle(tmp_path / "bundle", FUNCTION_DIR, deno_binary())
+    return build_bundle(tmp_path_factory.mktemp("selfhost") / "bundle", FUNCTION_DIR, deno_binary())
+
+
+def _settings(port: int, **overrides: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TWILIO_AUTH_TOKEN": "bundle-test-token", "OPENAI_API_KEY": "sk-bundle-test",
+        "PUBLIC_URL": f"http://127.0.0.1:{port}/twilio-voice", "PORT": str(port), "HOST": "127.0.0.1",
+        "SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_SERVICE_ROLE_KEY": "bundle-test-key",
+        **overrides,
+    }
+
+
+def _stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    output, _ = process.communicate(timeout=10)  # the function exits on SIGTERM (index.ts): a hang fails
+    return output
+
+
+@pytest.mark.slow
+def test_the_function_starts_from_the_bundle_alone(bundle, tmp_path):
     assert (bundle.root / runtime_bundle.LAUNCHER).stat().st_mode & 0o111
     assert (bundle.root / runtime_bundle.DENO).stat().st_mode & 0o111
     assert not list((bundle.root / runtime_bundle.APP_DIR).rglob("*_test.ts"))
+    assert not list((bundle.root / runtime_bundle.DENO_DIR).glob("*-wal"))
     recorded = json.loads((bundle.root / runtime_bundle.MANIFEST).read_text())
     assert recorded["deno_version"] == bundle.deno_version == "2.4.5"
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/twilio-voice"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "TWILIO_AUTH_TOKEN": "bundle-test-token", "OPENAI_API_KEY": "sk-bundle-test",
-        "PUBLIC_URL": url, "SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_SERVICE_ROLE_KEY": "bundle-test-key",
-        "PORT": str(port), "HOST": "127.0.0.1",
-        # Anything that would fetch fails: no proxy answers on port 9, the registry is bogus (the
-        # launcher pins the one the cache was built from), and our own DENO_DIR is not the bundle's.
-        "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "ALL_PROXY": "http://127.0.0.1:9",
-        "NPM_CONFIG_REGISTRY": "http://127.0.0.1:9/", "DENO_DIR": str(tmp_path / "empty-deno-dir"),
-    }
+    # Anything that would fetch fails: no proxy answers on port 9, the registry is bogus (the
+    # launcher pins the one the cache was built from), and our own DENO_DIR is not the bundle's.
+    env = _settings(port, HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9",
+                    ALL_PROXY="http://127.0.0.1:9", NPM_CONFIG_REGISTRY="http://127.0.0.1:9/",
+                    DENO_DIR=str(tmp_path / "empty-deno-dir"))
     launcher = str(bundle.root / runtime_bundle.LAUNCHER)
     sandboxed = _sandbox_works()
     command = ["unshare", "-n", "-m", "sh", "-c", SANDBOX, "sh", str(bundle.root), launcher] if sandboxed \
@@ -151,6 +167,39 @@ def test_the_function_starts_from_the_bundle_alone(tmp_path):
         print(f"\nbundle: {bundle.size_bytes / 1e6:.1f} MB in {bundle.files} files; first answer "
               f"{start_up_s:.2f} s after start ({'no network, read-only bundle' if sandboxed else 'unsandboxed'})")
     finally:
-        process.terminate()
-        process.wait(timeout=10)  # the function exits on SIGTERM (index.ts): a hang fails the test
+        _stop(process)
     assert not (tmp_path / "empty-deno-dir").exists()
+
+
+@pytest.mark.slow
+def test_a_whole_call_runs_on_the_bundles_permissions(bundle, db_url):
+    """The named permissions suffice for a call end to end: Postgres turn store, the model's
+    WebSocket, Twilio's stream; a permission missing would end the call or the worker."""
+    from supactl.database import tenants
+    from supactl.database.call_log import PostgresCallLog, wait_until_final
+    from supactl.database.connection import connect
+    from supactl.dev_stack.realtime_peer import PeerBehaviour, RealtimePeer
+    from supactl.simulator.simulated_call import CallOptions, place_call
+
+    number = "+15555550142"
+    with connect(db_url) as conn:
+        tenants.add_number(conn, number, tenants.add_tenant(conn, "Bundle Dental").id)
+    peer = RealtimePeer(PeerBehaviour(api_keys=frozenset({"sk-bundle-test"})))
+    port = _free_port()
+    env = _settings(port, TURN_STORE="postgres", SUPABASE_DB_URL=db_url + "?sslmode=disable",
+                    OPENAI_REALTIME_URL=peer.start())
+    process = subprocess.Popen([str(bundle.root / runtime_bundle.LAUNCHER)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        while _request(env["PUBLIC_URL"], "GET", None) is None:
+            assert process.poll() is None, "the function exited during start"
+            time.sleep(0.05)
+        report = place_call(CallOptions(function_url=env["PUBLIC_URL"], auth_token=env["TWILIO_AUTH_TOKEN"],
+                                        to_number=number))
+        call, turns = wait_until_final(PostgresCallLog(db_url), report.call_sid)
+    finally:
+        output = _stop(process)
+        peer.stop()
+    assert report.protocol_errors == [] and report.frames_received > 0, output
+    assert call.status == "completed" and turns, output
+    assert "NotCapable" not in output and "Requires " not in output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -17,6 +18,7 @@ selfhost_app = command_group("Run the function on a fleet of your own: a runtime
 def build(
     out: Path = typer.Option(Path("twilio-voice-bundle"), "--out",
                              help="Folder for the bundle (new, empty, or an earlier bundle, which is replaced)."),
+    deno: Optional[Path] = typer.Option(None, "--deno", help="Bundle this Deno binary instead of the pinned one."),
     workdir: Path = WORKDIR, as_json: bool = JSON,
 ) -> None:
     """Bundle the pinned Deno, the function and its cached packages, a launcher and a Containerfile.
@@ -26,7 +28,7 @@ def build(
     from supactl.dev_stack.deno_runtime import deno_binary
     from supactl.selfhost.runtime_bundle import LAUNCHER, build_bundle, project_function_dir
 
-    bundle = build_bundle(out, project_function_dir(workdir), deno_binary())
+    bundle = build_bundle(out, project_function_dir(workdir), deno or deno_binary())
     if as_json:
         print_json(bundle.as_json())
         return

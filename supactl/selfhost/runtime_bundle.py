@@ -144,6 +144,8 @@ def build_bundle(out: Path, function_dir: Path, deno: Path, *,
     """
     if not (function_dir / ENTRYPOINT).is_file():
         raise BundleError(f"{function_dir} has no {ENTRYPOINT}", hint="run it in a project made by `supactl init`")
+    if not deno.is_file():
+        raise BundleError(f"no Deno binary at {deno}")
     _prepare_out(out)
     app = out / APP_DIR
     for rel in _runtime_files(function_dir):
@@ -156,6 +158,7 @@ def build_bundle(out: Path, function_dir: Path, deno: Path, *,
     bundled_deno.chmod(0o755)  # the deno wheel ships its binary without the exec bit
     version = _deno_version(bundled_deno)
     _cache_modules(out, environ)
+    _settle_caches(out / DENO_DIR)
 
     granted = permissions(function_dir)
     launcher = out / LAUNCHER
@@ -218,6 +221,20 @@ def _cache_modules(out: Path, environ: Mapping[str, str] | None) -> None:
         raise BundleError(f"`deno cache` of the function failed:\n{tail}",
                           hint="the npm registry must be reachable while building "
                                "(behind a TLS-inspecting proxy: DENO_TLS_CA_STORE=system)")
+
+
+def _settle_caches(deno_dir: Path) -> None:
+    """Fold Deno's SQLite caches out of WAL mode: a read-only DENO_DIR then holds whole databases,
+    not a -wal file that only a writer could merge."""
+    import sqlite3
+
+    for wal in sorted(deno_dir.glob("*-wal")):
+        database = sqlite3.connect(wal.with_name(wal.name.removesuffix("-wal")))
+        try:
+            database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            database.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            database.close()
 
 
 def _sh_double_quoted(word: str) -> str:
