@@ -94,10 +94,6 @@ def test_a_tenant_with_oversized_instructions_and_an_unknown_voice_and_model_is_
     assert "xxxxxxxx" not in json.dumps(function.lines), "the tenant's values stay out of the log"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent_settings.ts counts instructions in UTF-16 code units (String.length) while the database's "
-    "constraint counts characters (char_length): 32,000 emoji are accepted by the database and dropped "
-    "by the function (agent.setting_rejected instructions), so the tenant silently gets the default prompt"))
 def test_instructions_the_database_accepted_reach_the_model(calls, attack_db) -> None:
     report = calls["reports"]["wide"]
     assert report.ended_by == "caller"

@@ -39,13 +39,23 @@ const FIELD_COLUMNS: Record<Field, string> = {
   turnDetection: "turn_detection",
 };
 
+/** Whether `value` has at most `max` characters as Postgres' char_length counts them (code points),
+ * so what the database's constraints accepted is never rejected here: String.length counts UTF-16
+ * code units, two for every character outside the BMP (32,000 emoji were 64,000). */
+function withinChars(value: string, max: number): boolean {
+  if (value.length <= max) return true; // code points never outnumber code units
+  let count = 0;
+  for (const _ of value) if (++count > max) return false;
+  return true;
+}
+
 const RULES: { [F in Field]: (value: NonNullable<AgentSettings[F]>) => boolean } = {
-  instructions: (value) => value.length <= MAX_INSTRUCTIONS_CHARS,
-  greeting: (value) => value.length <= MAX_GREETING_CHARS,
+  instructions: (value) => withinChars(value, MAX_INSTRUCTIONS_CHARS),
+  greeting: (value) => withinChars(value, MAX_GREETING_CHARS),
   voice: (value) => REALTIME_VOICES.includes(value),
   model: (value) => MODEL_NAME.test(value),
   transcriptionModel: (value) => MODEL_NAME.test(value),
-  turnDetection: (value) => JSON.stringify(value).length <= MAX_TURN_DETECTION_CHARS,
+  turnDetection: (value) => withinChars(JSON.stringify(value), MAX_TURN_DETECTION_CHARS),
 };
 
 /** The settings with every field that breaks a rule set to null (its default), and their columns. */

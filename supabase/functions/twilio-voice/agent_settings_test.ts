@@ -56,3 +56,15 @@ Deno.test("each bad field falls back to its default on its own, named by column"
   const oneBad = checkAgentSettings({ ...GOOD, voice: "nova" });
   assert.deepEqual(oneBad, { agent: { ...GOOD, voice: null }, rejected: ["voice"] });
 });
+
+Deno.test("lengths are counted in characters like Postgres' char_length, not UTF-16 code units", () => {
+  // 😀 is one character and two code units: the database accepts 32,000 of them.
+  const wide = {
+    ...GOOD,
+    instructions: "😀".repeat(MAX_INSTRUCTIONS_CHARS),
+    greeting: "😀".repeat(MAX_GREETING_CHARS),
+  };
+  assert.deepEqual(checkAgentSettings(wide).rejected, []);
+  const tooWide = { ...GOOD, instructions: "😀".repeat(MAX_INSTRUCTIONS_CHARS + 1) };
+  assert.deepEqual(checkAgentSettings(tooWide).rejected, ["instructions"]);
+});
