@@ -283,3 +283,48 @@ def test_with_turn_detection_off_audio_waits_for_a_commit(peer):
     assert done["response"]["status"] == "completed"
     assert committed["item_id"] != done["response"]["output"][0]["id"]
     client.close()
+
+
+LOOKUP_TOOL = {"type": "function", "name": "lookup_order", "description": "Look up an order",
+               "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}, "n": {"type": "integer"}},
+                              "required": ["order_id", "n"]}}
+END_TOOL = {"type": "function", "name": "end_call", "description": "End the call",
+            "parameters": {"type": "object", "properties": {}}}
+
+
+def _digit(client: Client, digit: str, item_id: str) -> None:
+    client.send({"type": "conversation.item.create", "item": {
+        "id": item_id, "type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": f"The caller pressed {digit} on the phone keypad."}]}})
+    client.send({"type": "response.create"})
+
+
+def test_a_keypad_digit_makes_the_loopback_call_that_tool_and_the_output_gets_a_spoken_reply(peer):
+    client = Client(peer)
+    client.until("session.created")
+    client.send({**GA_UPDATE, "session": {**GA_UPDATE["session"], "tools": [LOOKUP_TOOL, END_TOOL],
+                                          "tool_choice": "auto"}})
+    assert client.until("session.updated")["session"]["tools"][1]["name"] == "end_call"
+    _digit(client, "1", "item_digit_1")
+    done = client.until("response.output_item.done")["item"]
+    assert (done["type"], done["name"], done["status"]) == ("function_call", "lookup_order", "completed")
+    assert json.loads(done["arguments"]) == {"order_id": "loopback", "n": 1}
+    assert client.until("response.done")["response"]["status"] == "completed"
+
+    # An output for a call the conversation does not hold is refused, as the real server does.
+    client.send({"type": "conversation.item.create", "item": {
+        "type": "function_call_output", "call_id": "call_nobody", "output": "{}"}})
+    error = client.until("error")["error"]
+    assert (error["code"], error["param"]) == ("invalid_value", "item.call_id")
+
+    client.send({"type": "conversation.item.create", "item": {
+        "type": "function_call_output", "call_id": done["call_id"], "output": '{"status": "shipped"}'}})
+    client.until("conversation.item.done")
+    client.send({"type": "response.create"})
+    transcript = client.until("response.output_audio_transcript.done")["transcript"]
+    assert transcript == '[loopback] the tool answered: {"status": "shipped"}'
+    client.until("response.done")
+    # A digit past the tool list gets a spoken reply, not a call.
+    _digit(client, "7", "item_digit_7")
+    assert client.until("response.output_item.done")["item"]["type"] == "message"
+    client.close()

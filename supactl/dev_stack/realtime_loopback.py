@@ -14,6 +14,7 @@ import binascii
 import copy
 import json
 import math
+import re
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ _VAD_DEFAULTS = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 30
                  "silence_duration_ms": 500, "create_response": True, "interrupt_response": True}
 MAX_REPLY_SECONDS = 6.0
 DELTA_MS = 20
+# The loopback's deterministic tool trigger: the bridge tells the model about a keypad digit with
+# this sentence (bridge.ts), and digit N calls the N-th tool of the session (1-9), so
+# `supactl call --dtmf 2` runs the tenant's second tool with no OpenAI key.
+_DIGIT_TEXT = re.compile(r"The caller pressed ([1-9]) on the phone keypad")
 
 
 def _default_session(model: str) -> dict[str, Any]:
@@ -177,6 +182,8 @@ class LoopbackSession:
         self.pending_transcripts: list[_Item] = []
         self.appends = 0
         self.dropped = False
+        self.tool_call_ids: set[str] = set()  # function_call items in the conversation
+        self.tool_to_call: dict[str, Any] | None = None  # asked for by a keypad digit
 
     # sending ---------------------------------------------------------------------------------
     async def send(self, event: dict[str, Any]) -> None:
@@ -384,8 +391,23 @@ class LoopbackSession:
         item = _Item(raw.get("id") or self.peer.next_id("item"), raw.get("role", raw.get("type", "")))
         if item.item_id in self.items:
             raise RealtimeRefusal("item_already_exists", f"Item '{item.item_id}' already exists.", "item.id")
-        item.text = " ".join(str(part.get("text") or part.get("transcript") or "")
-                             for part in raw.get("content") or [] if isinstance(part, dict)).strip()
+        if raw.get("type") == "function_call_output":
+            # The server checks that a function_call item with the same call_id exists.
+            if raw.get("call_id") not in self.tool_call_ids:
+                raise RealtimeRefusal("invalid_value", f"Tool call ID '{raw.get('call_id')}' not found in conversation.",
+                                      "item.call_id")
+            item.text = str(raw.get("output") or "")
+        elif raw.get("type") == "function_call":
+            # A restored conversation (after a handoff) carries its earlier tool calls.
+            self.tool_call_ids.add(str(raw.get("call_id")))
+            item.text = f"{raw.get('name')}({raw.get('arguments') or ''})"
+        else:
+            item.text = " ".join(str(part.get("text") or part.get("transcript") or "")
+                                 for part in raw.get("content") or [] if isinstance(part, dict)).strip()
+            digit = _DIGIT_TEXT.search(item.text) if item.role == "user" else None
+            tools = [t for t in self.config.get("tools") or [] if t.get("type") == "function"]
+            if digit and int(digit.group(1)) <= len(tools):
+                self.tool_to_call = tools[int(digit.group(1)) - 1]
         previous = self.order[-1] if self.order else None
         self.add_item(item)
         self.peer.log(f"session {self.record.number}: item added ({item.role}): {item.text[:60]!r}")
@@ -442,11 +464,17 @@ class LoopbackSession:
             keep = int(sound.rate * MAX_REPLY_SECONDS)
             sound = audio.Audio(sound.samples[:keep], sound.rate)
             return sound, f"[loopback] playing back your {sound.seconds:.1f} s of audio"
+        if last is not None and last.role == "function_call_output":
+            return _chime(), f"[loopback] the tool answered: {last.text[:200]}"
         if last is not None and last.text:
             return _chime(), f"[loopback] reply to: {last.text[:200]}"
         return _chime(), "[loopback] hello from the local loopback model"
 
     async def respond(self) -> None:
+        if self.tool_to_call is not None:
+            tool, self.tool_to_call = self.tool_to_call, None
+            await self.call_tool(tool)
+            return
         response_id, item_id = self.peer.next_id("resp"), self.peer.next_id("item")
         sound, transcript = self.reply_for_last_item()
         output_format = dict(self.output_format)
@@ -505,3 +533,50 @@ class LoopbackSession:
         }})
         self.peer.log(f"session {self.record.number}: reply {item.output_ms} ms {status}"
                       + (f" ({cancelled})" if cancelled else ""))
+
+    async def call_tool(self, tool: dict[str, Any]) -> None:
+        """A response whose only output is a function_call, as the GA server streams one."""
+        response_id, item_id, call_id = self.peer.next_id("resp"), self.peer.next_id("item"), self.peer.next_id("call")
+        arguments = json.dumps(_sample_arguments(tool.get("parameters") or {}))
+        previous = self.order[-1] if self.order else None
+        self.add_item(_Item(item_id, "function_call", text=f"{tool['name']}({arguments})"))
+        self.tool_call_ids.add(call_id)
+        item_json = {"id": item_id, "type": "function_call", "object": "realtime.item", "status": "in_progress",
+                     "name": tool["name"], "call_id": call_id, "arguments": ""}
+        await self.send({"type": "response.created", "response": {
+            "id": response_id, "object": "realtime.response", "status": "in_progress", "output": []}})
+        await self.send({"type": "response.output_item.added", "response_id": response_id,
+                         "output_index": 0, "item": item_json})
+        await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item_json})
+        base = {"response_id": response_id, "item_id": item_id, "output_index": 0, "call_id": call_id}
+        await self.send({"type": "response.function_call_arguments.delta", **base, "delta": arguments})
+        await self.send({"type": "response.function_call_arguments.done", **base, "name": tool["name"],
+                         "arguments": arguments})
+        done_item = {**item_json, "status": "completed", "arguments": arguments}
+        await self.send({"type": "response.output_item.done", "response_id": response_id,
+                         "output_index": 0, "item": done_item})
+        await self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": done_item})
+        tokens = 10 * len(self.order)
+        await self.send({"type": "response.done", "response": {
+            "id": response_id, "object": "realtime.response", "status": "completed", "status_details": None,
+            "output": [done_item],
+            "usage": {"total_tokens": tokens + 5, "input_tokens": tokens, "output_tokens": 5,
+                      "input_token_details": {"text_tokens": tokens, "audio_tokens": 0, "cached_tokens": 0},
+                      "output_token_details": {"text_tokens": 5, "audio_tokens": 0}},
+        }})
+        self.peer.log(f"session {self.record.number}: called tool {tool['name']} ({call_id})")
+
+
+def _sample_arguments(schema: dict[str, Any]) -> dict[str, Any]:
+    """Arguments that satisfy the tool's required properties, one plain value per type."""
+    samples = {"string": "loopback", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
+    properties = schema.get("properties") or {}
+    out: dict[str, Any] = {}
+    for name in schema.get("required") or []:
+        spec = properties.get(name) or {}
+        if spec.get("enum"):
+            out[name] = spec["enum"][0]
+        else:
+            kind = spec.get("type")
+            out[name] = samples.get(kind if isinstance(kind, str) else "string", "loopback")
+    return out
