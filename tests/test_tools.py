@@ -61,8 +61,6 @@ def test_each_kind_is_stored_with_its_target_and_listed(conn, tenant, sql_functi
     (ToolTarget(sql="shop.text_result"), {}, "must return jsonb"),
     (ToolTarget(sql="Shop.Lookup;drop"), {}, "is not schema.function"),
     (ToolTarget(transfer_to="555-0199"), {}, "is not an E.164 phone number"),
-    (ToolTarget(), {}, "exactly one of --url, --sql, --transfer-to or --end-call"),
-    (ToolTarget(url="https://x.example", end_call=True), {}, "exactly one of"),
     (ToolTarget(end_call=True), {"timeout_ms": 60000}, "outside 100-30000"),
     (ToolTarget(end_call=True), {"parameters": {"type": "array"}}, "must be a JSON Schema object"),
     (ToolTarget(end_call=True), {"parameters": {"type": "object", "properties": {"a": {"type": "nope"}}}},
@@ -83,6 +81,12 @@ def test_security_definer_only_when_allowed_and_names_and_duplicates(conn, tenan
         tools.add_tool(conn, tenant, "has space", "x", ToolTarget(end_call=True))
     with pytest.raises(TenantError, match="no tenant"):
         tools.add_tool(conn, "Nobody Inc", "x", "x", ToolTarget(end_call=True))
+
+
+@pytest.mark.parametrize("target", [{}, {"url": "https://x.example", "end_call": True}])
+def test_a_tool_has_exactly_one_target(target):
+    with pytest.raises(ToolError, match="exactly one of --url, --sql, --transfer-to or --end-call"):
+        ToolTarget(**target)
 
 
 def test_parameters_inline_or_from_a_file(tmp_path):

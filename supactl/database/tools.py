@@ -56,6 +56,9 @@ class ToolTarget:
     transfer_to: str | None = None
     end_call: bool = False
 
+    def __post_init__(self) -> None:
+        self.kind  # refuses a target that is not exactly one kind, before anything is read or written
+
     @property
     def kind(self) -> str:
         chosen = [kind for kind, value in (("http", self.url), ("sql", self.sql), ("transfer", self.transfer_to),
