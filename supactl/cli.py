@@ -13,7 +13,7 @@ from supactl.commands import db as db_commands
 from supactl.commands import tenants as tenant_commands
 from supactl.commands import call as call_commands, calls as calls_commands, dev as dev_commands
 from supactl.commands import cloud as cloud_commands, secrets as secrets_commands
-from supactl.commands._output import HELP_MARKUP
+from supactl.commands._output import CONTEXT, HELP_MARKUP, SupactlGroup
 from supactl.commands.members import members_app
 from supactl.commands.selfhost import selfhost_app
 from supactl.commands.twilio import twilio_app
@@ -23,7 +23,8 @@ app = typer.Typer(
     name="supactl",
     help="An AI phone agent on Supabase, per tenant, deployed in one command.",
     no_args_is_help=True,
-    add_completion=False,
+    cls=SupactlGroup,
+    context_settings=CONTEXT,
     pretty_exceptions_enable=False,
 )
 
@@ -47,7 +48,7 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(tenant_commands.tenants_app, name="tenants")
 app.add_typer(tenant_commands.numbers_app, name="numbers")
 app.add_typer(twilio_app, name="twilio")
-app.command("dev")(dev_commands.dev)
+app.add_typer(dev_commands.dev_app, name="dev")
 app.command("call")(call_commands.call)
 app.add_typer(calls_commands.calls_app, name="calls")
 app.add_typer(secrets_commands.secrets_app, name="secrets")

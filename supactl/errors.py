@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+# Exit codes outside the error classes (README "Exit codes"): 64 and 70 as in BSD's sysexits.h
+# (EX_USAGE, EX_SOFTWARE), 130 as a shell reports SIGINT.
+EXIT_USAGE = 64
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
 
 class SupactlError(Exception):
     """An error a user can cause and fix. `hint` says how."""

@@ -10,7 +10,8 @@ _known: set[str] = set()
 
 # Shapes of credentials that must be masked even if nobody registered them.
 _PATTERNS = [
-    re.compile(r"(postgres(?:ql)?://[^:/@\s]+:)([^@\s]+)(@)"),  # password in a DB URL
+    # The password in a DB URL, up to the last '@' of the URL: a password holding a raw '@' is masked whole.
+    re.compile(r"(postgres(?:ql)?://[^:/@\s'\"]+:)([^\s'\"]*)(@)"),
     re.compile(r"\b(sbp_(?:oauth_)?)[a-f0-9]{40}\b"),
     re.compile(r"\b(sk-)[A-Za-z0-9_-]{16,}"),
 ]

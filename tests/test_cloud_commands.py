@@ -56,7 +56,7 @@ def test_secrets_list_shows_digests_never_values(api, env, tmp_path):
     result = invoke(["secrets", "list"], env, tmp_path)
     assert result.exit_code == 0
     assert secret_digest("sk-listed-abcdef")[:16] in result.output and "sk-listed-abcdef" not in result.output
-    as_json = json.loads(invoke(["secrets", "list", "--json"], env, tmp_path).stdout)
+    as_json = json.loads(invoke(["secrets", "list", "--json"], env, tmp_path).stdout)["secrets"]
     assert as_json[0]["name"] == "OPENAI_API_KEY" and as_json[0]["digest"] == secret_digest("sk-listed-abcdef")
     api.assert_only_reads()
 

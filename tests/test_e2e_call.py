@@ -43,7 +43,7 @@ class DevProcess:
         self.port = _free_port()
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "supactl", "dev", "--port", str(self.port), "--project-dir", str(project)],
+            [sys.executable, "-m", "supactl", "dev", "--port", str(self.port), "--workdir", str(project)],
             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )
@@ -192,7 +192,7 @@ def test_unreachable_model_ends_with_the_apology_and_a_failed_call_on_sigint(pro
 
 def test_dev_demo_places_one_call_prints_it_and_stops(project):
     result = subprocess.run(
-        [sys.executable, "-m", "supactl", "dev", "--demo", "--port", str(_free_port()), "--project-dir", str(project)],
+        [sys.executable, "-m", "supactl", "dev", "--demo", "--port", str(_free_port()), "--workdir", str(project)],
         cwd=project, capture_output=True, text=True, timeout=START_TIMEOUT_S,
         env={k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_REALTIME_URL")},
     )

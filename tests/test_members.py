@@ -123,8 +123,8 @@ def test_list_pages_through_users_and_filters_by_tenant(auth, members, tenants):
     assert [r.query for r in auth.requests] == [{"page": [str(p)], "per_page": ["2"]} for p in (1, 2, 3)]
     result = members("list", "--tenant", tenants[1], "--json")
     assert result.exit_code == 0, result.output
-    assert sorted(u["email"] for u in json.loads(result.output)) == ["u1@example.com", "u3@example.com"]
-    everyone = json.loads(members("list", "--json").output)
+    assert sorted(u["email"] for u in json.loads(result.output)["members"]) == ["u1@example.com", "u3@example.com"]
+    everyone = json.loads(members("list", "--json").output)["members"]
     assert len(everyone) == 4  # u4 belongs to no tenant
 
 

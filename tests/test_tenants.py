@@ -55,7 +55,7 @@ def test_cli_tenant_and_number_round_trip(db_url):
     tenant_id = json.loads(created.output)["id"]
     assert run(db_url, "numbers", "add", "+15005550006", "--tenant", "Initech").exit_code == 0
     listed = run(db_url, "numbers", "list", "--tenant", tenant_id, "--json")
-    assert json.loads(listed.output) == [{"phone_number": "+15005550006", "tenant_id": tenant_id, "tenant": "Initech"}]
+    assert json.loads(listed.output)["numbers"] == [{"phone_number": "+15005550006", "tenant_id": tenant_id, "tenant": "Initech"}]
     assert "Initech" in run(db_url, "tenants", "list").output
     assert run(db_url, "numbers", "remove", "+15005550006").exit_code == 0
 

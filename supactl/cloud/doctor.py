@@ -75,6 +75,12 @@ def run(inputs: DoctorInputs, report: Callable[[Check], None] | None = None) -> 
 
     env, where = inputs.environ, inputs.project_dir
     try:
+        config.read_dotenv(where)
+    except SupactlError as exc:
+        # Reported once: every later check would read the same broken file.
+        add(_fail(".env", exc.message, exc.hint or "fix the file, then run `supactl doctor` again"))
+        return checks
+    try:
         settings = config.management_settings(project_ref_flag=inputs.project_ref, project_dir=where, environ=env)
     except SupactlError as exc:
         settings = None

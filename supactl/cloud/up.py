@@ -58,8 +58,10 @@ class UpInputs:
 
 
 def function_secrets(project_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
-    values = {name: config.require(name, project_dir=project_dir, environ=environ, secret=True)
-              for name in REQUIRED_SECRETS}
+    required = config.all_settings(*(
+        functools.partial(config.require, name, project_dir=project_dir, environ=environ, secret=True)
+        for name in REQUIRED_SECRETS))
+    values = dict(zip(REQUIRED_SECRETS, required))
     for name in OPTIONAL_SECRETS:
         # Settings, not credentials: not masked in output (a masked URL would hide where calls go).
         value = config.lookup(name, project_dir=project_dir, environ=environ)
@@ -73,9 +75,11 @@ def gather(project_dir: Path, *, environ: Mapping[str, str] | None = None, proje
     from supactl.cloud.deployed_function import function_url
 
     environ = os.environ if environ is None else environ
-    settings = config.management_settings(project_ref_flag=project_ref, project_dir=project_dir, environ=environ)
-    url = config.db_url(db_url, project_dir=project_dir, environ=environ)
-    secrets = function_secrets(project_dir, environ)
+    # Every setting is checked before the first is reported: one run names all that are missing.
+    settings, url, secrets = config.all_settings(
+        lambda: config.management_settings(project_ref_flag=project_ref, project_dir=project_dir, environ=environ),
+        lambda: config.db_url(db_url, project_dir=project_dir, environ=environ),
+        lambda: function_secrets(project_dir, environ))
     numbers, source = configured_numbers(project_dir, environ, url)
     return UpInputs(project_dir=project_dir, settings=settings, db_url=url, secrets=secrets, numbers=numbers,
                     numbers_source=source, slug=slug,

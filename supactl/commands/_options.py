@@ -1,4 +1,4 @@
-"""Options and helpers shared by the cloud commands (init, secrets, deploy, up, doctor)."""
+"""Options every command shares, defined once: the same name, default and help wherever they appear."""
 
 from __future__ import annotations
 
@@ -14,13 +14,29 @@ if TYPE_CHECKING:
 
     from supactl.config import ManagementSettings
 
-WORKDIR = typer.Option(Path("."), "--workdir", help="The project folder (holding supabase/ and .env).")
+WORKDIR = typer.Option(
+    None, "--workdir", show_default=False,
+    help="The project folder (holding supabase/ and .env). Default: the nearest folder upward from here "
+         "with supabase/config.toml, as the Supabase CLI finds it; else this folder.")
 PROJECT_REF = typer.Option(None, "--project-ref",
                            help="Project ref (default: SUPABASE_PROJECT_REF, .env, then supabase/.temp/project-ref).")
-DB_URL = typer.Option(None, "--db-url", help="Postgres connection URL (default: SUPABASE_DB_URL, then .env).")
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
-VERBOSE = typer.Option(False, "--verbose", "-v", help="Trace every HTTP request on stderr (secrets masked).")
+DB_URL = typer.Option(None, "--db-url", show_default=False,
+                      help="Postgres connection URL (default: SUPABASE_DB_URL from the environment, then .env).")
+LOCAL_DB_URL = typer.Option(
+    None, "--db-url", show_default=False,
+    help="Postgres connection URL (default: SUPABASE_DB_URL from the environment, then .env, then the "
+         "`supactl dev` running in this project).")
+JSON = typer.Option(False, "--json", help="Print the result as one JSON object (`ok`: true or false).")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Trace every request on stderr (secrets masked).")
 FUNCTION = typer.Option("twilio-voice", "--function", help="The function's folder under supabase/functions/.")
+TENANT_FILTER = typer.Option(None, "--tenant", help="Only this tenant (id or name).")
+
+
+def project(workdir: Optional[Path]) -> Path:
+    """The project folder a command works in: --workdir, else found from the current folder upward."""
+    from supactl import config
+
+    return workdir if workdir is not None else config.find_project()
 
 
 def trace_sink(verbose: bool):
@@ -34,3 +50,10 @@ def management(workdir: Path, project_ref: Optional[str], verbose: bool) -> "tup
 
     settings = config.management_settings(project_ref_flag=project_ref, project_dir=workdir)
     return settings, supabase_api.management_client(settings, trace=trace_sink(verbose))
+
+
+def local_database(db_url: Optional[str], workdir: Optional[Path]) -> str:
+    """The database of a local command: --db-url > SUPABASE_DB_URL (environment, .env) > `supactl dev`."""
+    from supactl.dev_stack.state import local_db_url
+
+    return local_db_url(db_url, project_dir=project(workdir))

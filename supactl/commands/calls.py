@@ -3,49 +3,39 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import typer
 
+from supactl.commands._options import JSON, LOCAL_DB_URL, TENANT_FILTER, WORKDIR, local_database, project
 from supactl.commands._output import cli_errors, command_group, print_json
+from supactl.commands.tables import console as _console, print_table
 
 calls_app = command_group("Read the call log and transcripts.")
 
-DB_URL = typer.Option(None, "--db-url", help="Postgres URL (default: SUPABASE_DB_URL, .env, then .supactl/dev.env).")
 JWT = typer.Option(None, "--jwt", help="Read as this user's JWT (row-level security applies).", show_default=False)
 PROJECT_URL = typer.Option(None, "--project-url", help="Read through the API: https://REF.supabase.co (SUPABASE_URL).")
 KEY = typer.Option(None, "--key", help="API key for --project-url (anon or service role; SUPABASE_ANON_KEY).",
                    show_default=False)
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
-def _call_log(db_url: Optional[str], jwt: Optional[str], project_url: Optional[str], key: Optional[str]):
-    from pathlib import Path
-
+def _call_log(db_url: Optional[str], jwt: Optional[str], project_url: Optional[str], key: Optional[str],
+              workdir: Optional[Path]):
     from supactl import config
-
     from supactl.database import call_log as calls
-    from supactl.dev_stack.stack import read_dev_env
     from supactl.errors import ConfigError
     from supactl.redact import register
 
     register(jwt)
     if project_url:
-        api_key = config.lookup("SUPABASE_ANON_KEY", key, secret=True) or config.lookup(
-            "SUPABASE_SERVICE_ROLE_KEY", secret=True)
+        where = project(workdir)
+        api_key = config.lookup("SUPABASE_ANON_KEY", key, project_dir=where, secret=True) or config.lookup(
+            "SUPABASE_SERVICE_ROLE_KEY", project_dir=where, secret=True)
         if not api_key:
             raise ConfigError("--project-url needs an API key", hint="pass --key or set SUPABASE_ANON_KEY")
         return calls.SupabaseCallLog(project_url, api_key, jwt)
-    url = db_url or config.lookup("SUPABASE_DB_URL") or read_dev_env(Path.cwd()).get("SUPABASE_DB_URL")
-    return calls.PostgresCallLog(config.db_url(url), jwt)
-
-
-def _console():
-    """Rich's console; piped output is not cut to 80 columns (a log is read by scripts and pagers)."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    return calls.PostgresCallLog(local_database(db_url, workdir), jwt)
 
 
 def _when(value) -> str:
@@ -59,41 +49,35 @@ def _when(value) -> str:
 @calls_app.command("list")
 @cli_errors
 def calls_list(
-    tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant (id or name)."),
-    limit: int = typer.Option(50, "--limit", min=1, max=1000),
-    db_url: Optional[str] = DB_URL, jwt: Optional[str] = JWT, project_url: Optional[str] = PROJECT_URL,
-    key: Optional[str] = KEY, as_json: bool = JSON,
+    tenant: Optional[str] = TENANT_FILTER,
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Show at most this many calls (1-1000)."),
+    db_url: Optional[str] = LOCAL_DB_URL, jwt: Optional[str] = JWT, project_url: Optional[str] = PROJECT_URL,
+    key: Optional[str] = KEY, workdir: Optional[Path] = WORKDIR, as_json: bool = JSON,
 ) -> None:
     """List calls, newest first."""
-    rows = _call_log(db_url, jwt, project_url, key).list_calls(tenant, limit)
+    rows = _call_log(db_url, jwt, project_url, key, workdir).list_calls(tenant, limit)
     if as_json:
         from dataclasses import asdict
 
-        print_json([asdict(row) for row in rows])
+        print_json({"calls": [asdict(row) for row in rows]})
         return
-    from rich.markup import escape
-    from rich.table import Column, Table
-
-    table = Table(Column("Call", no_wrap=True), "Tenant", "From", "To", "Started", "Status", "Handoffs")
-    for c in rows:
-        status = c.status + (f" ({c.end_reason})" if c.end_reason else "")
-        table.add_row(*(escape(cell) for cell in (
-            c.call_sid, c.tenant_name or c.tenant_id, c.from_number or "", c.to_number or "", _when(c.started_at),
-            status, str(c.handoff_count))))
-    _console().print(table if rows else "no calls")
+    print_table(("Call", "Tenant", "From", "To", "Started", "Status", "Handoffs"), [
+        (c.call_sid, c.tenant_name or c.tenant_id, c.from_number or "", c.to_number or "", _when(c.started_at),
+         c.status + (f" ({c.end_reason})" if c.end_reason else ""), str(c.handoff_count)) for c in rows],
+        empty="no calls")
 
 
 @calls_app.command("show")
 @cli_errors
 def calls_show(
     call_sid: str = typer.Argument(..., help="The Twilio CallSid (CA…)."),
-    db_url: Optional[str] = DB_URL, jwt: Optional[str] = JWT, project_url: Optional[str] = PROJECT_URL,
-    key: Optional[str] = KEY, as_json: bool = JSON,
+    db_url: Optional[str] = LOCAL_DB_URL, jwt: Optional[str] = JWT, project_url: Optional[str] = PROJECT_URL,
+    key: Optional[str] = KEY, workdir: Optional[Path] = WORKDIR, as_json: bool = JSON,
 ) -> None:
     """Show one call and its transcript, in conversation order."""
     from supactl.database.call_log import transcript_lines
 
-    call, turns = _call_log(db_url, jwt, project_url, key).call_with_turns(call_sid)
+    call, turns = _call_log(db_url, jwt, project_url, key, workdir).call_with_turns(call_sid)
     if as_json:
         from dataclasses import asdict
 

@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._options import DB_URL, FUNCTION, JSON, PROJECT_REF, VERBOSE, WORKDIR, management
-from supactl.commands._output import cli_errors, echo, print_json
+from supactl.commands._options import DB_URL, FUNCTION, JSON, PROJECT_REF, VERBOSE, WORKDIR, management, project
+from supactl.commands._output import cli_errors, echo, print_failure, print_json
 from supactl.errors import CheckFailed, SupactlError
 
 _MARKS = {"changed": "✓", "unchanged": "=", "would change": "~", "skipped": "-",
@@ -27,7 +27,7 @@ def init(
 
     outcomes = init_project(directory, force=force)
     if as_json:
-        print_json([{"path": o.path, "status": o.status, "reason": o.reason} for o in outcomes])
+        print_json({"files": [{"path": o.path, "status": o.status, "reason": o.reason} for o in outcomes]})
         return
     for o in outcomes:
         echo(f"{o.status:>11}  {o.path}" + (f"  ({o.reason})" if o.reason else ""))
@@ -38,10 +38,11 @@ def init(
 
 
 def deploy(
-    function: str = FUNCTION, workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF,
+    function: str = FUNCTION, workdir: Optional[Path] = WORKDIR, project_ref: Optional[str] = PROJECT_REF,
     as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Upload the function with verify_jwt off, then confirm it is ACTIVE."""
+    workdir = project(workdir)
     from supactl.cloud import deploy as deployer
     from supactl.cloud.deploy_bundle import collect_function
     from supactl.cloud.deployed_function import function_url
@@ -64,11 +65,12 @@ def deploy(
 
 
 def up(
-    workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF, db_url: Optional[str] = DB_URL,
+    workdir: Optional[Path] = WORKDIR, project_ref: Optional[str] = PROJECT_REF, db_url: Optional[str] = DB_URL,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing (read-only requests)."),
     as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Migrations, secrets, function, phone numbers: everything, only what changed."""
+    workdir = project(workdir)
     from supactl.cloud import up as runner
     from supactl.commands._options import trace_sink
 
@@ -88,11 +90,12 @@ def up(
             twilio.close()
     except SupactlError as exc:
         if as_json:
-            print_json({"ok": False, "dry_run": dry_run, "steps": [r.as_json() for r in done],
-                        "error": {"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}})
+            print_failure(exc.message, exc.hint, exc.exit_code, True, dry_run=dry_run,
+                          steps=[r.as_json() for r in done])
+            raise typer.Exit(exc.exit_code) from None
         raise
     if as_json:
-        print_json({"ok": True, "dry_run": dry_run, "function_url": inputs.function_url,
+        print_json({"dry_run": dry_run, "function_url": inputs.function_url,
                     "steps": [r.as_json() for r in done]})
     elif dry_run:
         echo("Dry run: nothing was changed.")
@@ -108,10 +111,11 @@ def _step_done(result, done: list, as_json: bool) -> None:
 
 
 def doctor(
-    workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF, db_url: Optional[str] = DB_URL,
+    workdir: Optional[Path] = WORKDIR, project_ref: Optional[str] = PROJECT_REF, db_url: Optional[str] = DB_URL,
     function: str = FUNCTION, as_json: bool = JSON,
 ) -> None:
     """Check every link from a phone call to the database; print the fix for each broken one."""
+    workdir = project(workdir)
     import os
 
     from supactl.cloud import doctor as checker
@@ -124,8 +128,11 @@ def doctor(
 
     checks = checker.run(checker.DoctorInputs(workdir, os.environ, project_ref, db_url, function), report=show)
     failed = [c for c in checks if c.status == "fail"]
-    if as_json:
-        print_json({"ok": not failed, "checks": [c.as_json() for c in checks]})
+    if as_json and failed:
+        print_failure(f"{len(failed)} check(s) failed: {', '.join(c.name for c in failed)}", failed[0].fix,
+                      CheckFailed.exit_code, True, checks=[c.as_json() for c in checks])
+    elif as_json:
+        print_json({"checks": [c.as_json() for c in checks]})
     elif not failed:
         echo("All checks passed.")
     if failed:

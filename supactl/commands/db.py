@@ -7,30 +7,34 @@ from typing import Optional
 
 import typer
 
+from supactl.commands._options import JSON, LOCAL_DB_URL, WORKDIR, local_database, project
 from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 app = command_group("Apply and inspect database migrations.")
 
-DB_URL = typer.Option(None, "--db-url", help="Postgres connection URL (default: SUPABASE_DB_URL, then .env).")
-MIGRATIONS_DIR = typer.Option(
-    Path("supabase/migrations"), "--migrations-dir", help="Folder of YYYYMMDDHHMMSS_name.sql files."
-)
+MIGRATIONS_DIR = typer.Option(None, "--migrations-dir", show_default=False,
+                              help="Folder of YYYYMMDDHHMMSS_name.sql files (default: supabase/migrations).")
+
+
+def _migrations(migrations_dir: Optional[Path], workdir: Optional[Path]) -> Path:
+    return migrations_dir if migrations_dir is not None else project(workdir) / "supabase" / "migrations"
 
 
 @app.command()
 @cli_errors
 def push(
-    db_url: Optional[str] = DB_URL,
-    migrations_dir: Path = MIGRATIONS_DIR,
+    db_url: Optional[str] = LOCAL_DB_URL,
+    migrations_dir: Optional[Path] = MIGRATIONS_DIR,
     include_all: bool = typer.Option(False, "--include-all", help="Also apply files older than the newest applied one."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be applied; change nothing."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    workdir: Optional[Path] = WORKDIR,
+    as_json: bool = JSON,
 ) -> None:
     """Apply pending migrations, each file atomically with its history row."""
-    from supactl import config
     from supactl.database import migrations
 
-    result = migrations.push(config.db_url(db_url), migrations_dir, include_all=include_all, dry_run=dry_run)
+    result = migrations.push(local_database(db_url, workdir), _migrations(migrations_dir, workdir),
+                             include_all=include_all, dry_run=dry_run)
     if as_json:
         print_json(
             {"applied": result.applied, "pending": result.pending, "skipped_files": result.skipped_files,
@@ -52,24 +56,21 @@ def push(
 @app.command()
 @cli_errors
 def status(
-    db_url: Optional[str] = DB_URL,
-    migrations_dir: Path = MIGRATIONS_DIR,
-    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    db_url: Optional[str] = LOCAL_DB_URL,
+    migrations_dir: Optional[Path] = MIGRATIONS_DIR,
+    workdir: Optional[Path] = WORKDIR,
+    as_json: bool = JSON,
 ) -> None:
     """Local migration files against the versions applied to the database."""
-    from supactl import config
+    from supactl.commands.tables import print_table
     from supactl.database import migrations
 
-    rows = migrations.status(config.db_url(db_url), migrations_dir)
+    rows = migrations.status(local_database(db_url, workdir), _migrations(migrations_dir, workdir))
     if as_json:
-        print_json([{"version": r.version, "local": r.local, "applied": r.applied} for r in rows])
+        print_json({"migrations": [{"version": r.version, "local": r.local, "applied": r.applied} for r in rows]})
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("Local", "Remote", "File")
-    for row in rows:
-        table.add_row(row.version if row.local else "", row.version if row.applied else "", row.local or "(missing locally)")
-    Console().print(table)
+    print_table(("Local", "Remote", "File"), [
+        (row.version if row.local else "", row.version if row.applied else "", row.local or "(missing locally)")
+        for row in rows])
     pending = sum(1 for r in rows if r.local and not r.applied)
     echo(f"{pending} pending" if pending else "Database is up to date.")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from supactl.commands._options import DB_URL, JSON, PROJECT_REF, VERBOSE, WORKDIR, trace_sink
+from supactl.commands._options import DB_URL, JSON, PROJECT_REF, VERBOSE, WORKDIR, project, trace_sink
 from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 members_app = command_group("Let people read a tenant's calls (Supabase Auth users).")
@@ -17,19 +17,20 @@ SERVICE_ROLE_KEY = typer.Option(None, "--service-role-key",
                                 help="Default: SUPABASE_SERVICE_ROLE_KEY (environment, then .env). Never printed.")
 
 
-def _tenant(db_url: Optional[str], workdir: Path, tenant: str):
+def _tenant(db_url: Optional[str], workdir: Optional[Path], tenant: str):
     from supactl import config
     from supactl.database import tenants
     from supactl.database.connection import connect
 
-    with connect(config.db_url(db_url, project_dir=workdir), autocommit=True) as conn:
+    with connect(config.db_url(db_url, project_dir=project(workdir)), autocommit=True) as conn:
         return tenants.find_tenant(conn, tenant)
 
 
-def _client(workdir: Path, key: Optional[str], project_ref: Optional[str], verbose: bool):
+def _client(workdir: Optional[Path], key: Optional[str], project_ref: Optional[str], verbose: bool):
     from supactl.cloud import auth_admin
 
-    settings = auth_admin.auth_settings(service_role_key_flag=key, project_ref_flag=project_ref, project_dir=workdir)
+    settings = auth_admin.auth_settings(service_role_key_flag=key, project_ref_flag=project_ref,
+                                       project_dir=project(workdir))
     return auth_admin.auth_admin_client(settings, trace=trace_sink(verbose))
 
 
@@ -47,7 +48,7 @@ def members_add(
     tenant: str = TENANT,
     invite: bool = typer.Option(False, "--invite", help="Send Supabase's invite email if there is no account yet."),
     move: bool = typer.Option(False, "--move", help="Move a user who is a member of another tenant."),
-    db_url: Optional[str] = DB_URL, workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF,
+    db_url: Optional[str] = DB_URL, workdir: Optional[Path] = WORKDIR, project_ref: Optional[str] = PROJECT_REF,
     service_role_key: Optional[str] = SERVICE_ROLE_KEY, as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Let EMAIL read TENANT's calls: sets app_metadata.tenant_id, keeping the rest of app_metadata."""
@@ -69,7 +70,7 @@ def members_add(
 @cli_errors
 def members_list(
     tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's members."),
-    db_url: Optional[str] = DB_URL, workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF,
+    db_url: Optional[str] = DB_URL, workdir: Optional[Path] = WORKDIR, project_ref: Optional[str] = PROJECT_REF,
     service_role_key: Optional[str] = SERVICE_ROLE_KEY, as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """List the users who belong to a tenant."""
@@ -79,7 +80,7 @@ def members_list(
     with _client(workdir, service_role_key, project_ref, verbose) as client:
         rows = members.list_members(client, tenant_id)
     if as_json:
-        print_json([_user_json(u) for u in rows])
+        print_json({"members": [_user_json(u) for u in rows]})
         return
     from rich.console import Console
     from rich.table import Table
@@ -95,7 +96,7 @@ def members_list(
 def members_remove(
     email: str = typer.Argument(..., help="The user's email address."),
     tenant: str = TENANT,
-    db_url: Optional[str] = DB_URL, workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF,
+    db_url: Optional[str] = DB_URL, workdir: Optional[Path] = WORKDIR, project_ref: Optional[str] = PROJECT_REF,
     service_role_key: Optional[str] = SERVICE_ROLE_KEY, as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Stop EMAIL reading TENANT's calls (their next token carries no tenant; the account stays)."""

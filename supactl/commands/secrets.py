@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from supactl.commands._options import JSON, PROJECT_REF, VERBOSE, WORKDIR, management
+from supactl.commands._options import JSON, PROJECT_REF, VERBOSE, WORKDIR, management, project
 from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 secrets_app = command_group("Manage the Edge Functions' secrets (environment).")
@@ -24,25 +24,29 @@ def parse_pairs(pairs: list[str], env_file: Path | None) -> dict[str, str]:
     from supactl.errors import ConfigError
     from supactl.redact import register
 
+    # Every argument is masked before any is parsed: whatever its shape (NAME=value, NAME:value, a
+    # bare value after a space), no message, trace or traceback can show it.
+    for pair in pairs:
+        register(pair, pair.partition("=")[2], pair.partition(":")[2])
     values: dict[str, str] = {}
     if env_file is not None:
         if not env_file.is_file():
             raise ConfigError(f"env file {env_file} does not exist")
-        from dotenv import dotenv_values
+        from supactl.config import read_env_file
 
-        for name, value in dotenv_values(env_file).items():
+        for name, value in read_env_file(env_file).items():
             if name.upper().startswith("SUPABASE_"):
                 echo(f"skipping {name} from {env_file}: SUPABASE_ names are reserved", err=True)
                 continue
             if value is not None:
                 register(value)
                 values[name] = value
-    for pair in pairs:
+    for position, pair in enumerate(pairs, start=1):
         name, sep, value = pair.partition("=")
         if not sep:
-            raise ConfigError(f"expected NAME=VALUE, got {name!r} without '='",
-                              hint="write e.g. OPENAI_API_KEY=sk-…; quote values with spaces")
-        register(value)
+            # Not quoted back: a bare argument is most often a value that lost its NAME= (a space).
+            raise ConfigError(f"argument {position} of `secrets set` is not NAME=VALUE (no '=')",
+                              hint="write e.g. OPENAI_API_KEY=sk-…; quote a value holding spaces")
         values[name] = value
     for name in values:
         check_secret_name(name)
@@ -56,13 +60,13 @@ def parse_pairs(pairs: list[str], env_file: Path | None) -> dict[str, str]:
 def secrets_set(
     pairs: List[str] = typer.Argument(None, metavar="NAME=VALUE...", help="Secrets to create or replace."),
     env_file: Optional[Path] = typer.Option(None, "--env-file", help="Read NAME=VALUE lines from this file."),
-    workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF, as_json: bool = JSON, verbose: bool = VERBOSE,
+    workdir: Optional[Path] = WORKDIR, project_ref: Optional[str] = PROJECT_REF, as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Create or replace secrets (the function sees them as environment variables)."""
     from supactl.cloud import management_api as api
 
     values = parse_pairs(pairs or [], env_file)
-    settings, client = management(workdir, project_ref, verbose)
+    settings, client = management(project(workdir), project_ref, verbose)
     with client:
         api.set_secrets(client, settings.project_ref, values)
     digests = {name: api.secret_digest(value) for name, value in values.items()}
@@ -76,16 +80,16 @@ def secrets_set(
 
 @secrets_app.command("list")
 @cli_errors
-def secrets_list(workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF, as_json: bool = JSON,
+def secrets_list(workdir: Optional[Path] = WORKDIR, project_ref: Optional[str] = PROJECT_REF, as_json: bool = JSON,
                  verbose: bool = VERBOSE) -> None:
     """List secret names with the SHA-256 digest of each value."""
     from supactl.cloud import management_api as api
 
-    settings, client = management(workdir, project_ref, verbose)
+    settings, client = management(project(workdir), project_ref, verbose)
     with client:
         found = api.list_secrets(client, settings.project_ref)
     if as_json:
-        print_json([{"name": s.name, "digest": s.digest, "updated_at": s.updated_at} for s in found])
+        print_json({"secrets": [{"name": s.name, "digest": s.digest, "updated_at": s.updated_at} for s in found]})
         return
     if not found:
         echo(f"No secrets on {settings.project_ref}.")
@@ -100,14 +104,14 @@ def secrets_list(workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_R
 @cli_errors
 def secrets_unset(
     names: List[str] = typer.Argument(..., metavar="NAME...", help="Secrets to delete."),
-    workdir: Path = WORKDIR, project_ref: Optional[str] = PROJECT_REF, as_json: bool = JSON, verbose: bool = VERBOSE,
+    workdir: Optional[Path] = WORKDIR, project_ref: Optional[str] = PROJECT_REF, as_json: bool = JSON, verbose: bool = VERBOSE,
 ) -> None:
     """Delete secrets."""
     from supactl.cloud import management_api as api
 
     for name in names:
         api.check_secret_name(name)
-    settings, client = management(workdir, project_ref, verbose)
+    settings, client = management(project(workdir), project_ref, verbose)
     with client:
         api.unset_secrets(client, settings.project_ref, names)
     if as_json:

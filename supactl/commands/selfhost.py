@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
+from typing import Optional
 
 import typer
 
-from supactl.commands._options import JSON, WORKDIR
+from supactl.commands._options import JSON, WORKDIR, project
 from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 selfhost_app = command_group("Run the function on a fleet of your own: a runtime bundle and Kubernetes manifests.")
@@ -19,7 +20,7 @@ def build(
     out: Path = typer.Option(Path("twilio-voice-bundle"), "--out",
                              help="Folder for the bundle (new, empty, or an earlier bundle, which is replaced)."),
     deno: Optional[Path] = typer.Option(None, "--deno", help="Bundle this Deno binary instead of the pinned one."),
-    workdir: Path = WORKDIR, as_json: bool = JSON,
+    workdir: Optional[Path] = WORKDIR, as_json: bool = JSON,
 ) -> None:
     """Bundle the pinned Deno, the function and its cached packages, a launcher and a Containerfile.
 
@@ -28,7 +29,7 @@ def build(
     from supactl.dev_stack.deno_runtime import deno_binary
     from supactl.selfhost.runtime_bundle import LAUNCHER, build_bundle, project_function_dir
 
-    bundle = build_bundle(out, project_function_dir(workdir), deno or deno_binary())
+    bundle = build_bundle(out, project_function_dir(project(workdir)), deno or deno_binary())
     if as_json:
         print_json(bundle.as_json())
         return
@@ -45,7 +46,7 @@ def manifests(
     replicas: int = typer.Option(3, "--replicas", help="Workers always running (the autoscaler's minimum)."),
     max_replicas: int = typer.Option(10, "--max-replicas", help="The autoscaler's maximum."),
     out: str = typer.Option("-", "--out", help="Write the YAML to this file; '-' prints it."),
-    workdir: Path = WORKDIR, as_json: bool = JSON,
+    workdir: Optional[Path] = WORKDIR, as_json: bool = JSON,
 ) -> None:
     """Kubernetes Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget and Ingress.
 
@@ -56,7 +57,7 @@ def manifests(
     from supactl.selfhost.yaml_text import dump_documents
 
     settings = FleetSettings(image=image, host=host, replicas=replicas, max_replicas=max_replicas,
-                             project_env=project_env(workdir))
+                             project_env=project_env(project(workdir)))
     documents = render(settings)
     if out != "-":
         Path(out).write_text(dump_documents(documents))

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from supactl.commands._options import DB_URL, JSON, PROJECT_REF, VERBOSE, WORKDIR, project, trace_sink
 from supactl.commands._output import cli_errors, command_group, echo, print_json
 
 twilio_app = command_group("Point Twilio phone numbers at the function.")
@@ -16,15 +17,6 @@ FUNCTION_URL = typer.Option(
     None, "--function-url",
     help="Webhook URL (default: PUBLIC_URL, else https://REF.supabase.co/functions/v1/twilio-voice).",
 )
-PROJECT_REF = typer.Option(
-    None, "--project-ref", help="Supabase project ref (default: SUPABASE_PROJECT_REF, .env, `supabase link`)."
-)
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
-VERBOSE = typer.Option(False, "--verbose", "-v", help="Trace every HTTP request on stderr (secrets redacted).")
-
-
-def _trace(verbose: bool):
-    return (lambda line: echo(line, err=True)) if verbose else None
 
 
 @twilio_app.command("link-number")
@@ -35,7 +27,8 @@ def link_number_command(
     force: bool = typer.Option(False, "--force", help="Clear a voice application or SIP trunk on the number."),
     function_url: Optional[str] = FUNCTION_URL,
     project_ref: Optional[str] = PROJECT_REF,
-    db_url: Optional[str] = typer.Option(None, "--db-url", help="Postgres URL for --tenant (default: SUPABASE_DB_URL)."),
+    db_url: Optional[str] = DB_URL,
+    workdir: Optional[Path] = WORKDIR,
     as_json: bool = JSON,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -45,12 +38,12 @@ def link_number_command(
     from supactl.cloud.twilio_api import TwilioClient, link_number
     from supactl.database import tenants
 
-    project_dir = Path.cwd()
+    project_dir = project(workdir)
     e164 = tenants.normalize_e164(number)
     url = resolve_function_url(function_url, project_ref=project_ref, project_dir=project_dir)
     # Every setting is checked before Twilio or the database is touched.
     database = config.db_url(db_url, project_dir=project_dir) if tenant else None
-    with TwilioClient.from_config(project_dir=project_dir, trace=_trace(verbose)) as client:
+    with TwilioClient.from_config(project_dir=project_dir, trace=trace_sink(verbose)) as client:
         if database is None or tenant is None:
             result, assigned = link_number(client, e164, url, force=force), None
         else:
@@ -87,6 +80,7 @@ def link_number_command(
 def numbers_command(
     function_url: Optional[str] = FUNCTION_URL,
     project_ref: Optional[str] = PROJECT_REF,
+    workdir: Optional[Path] = WORKDIR,
     as_json: bool = JSON,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -95,7 +89,7 @@ def numbers_command(
     from supactl.cloud.twilio_api import TwilioClient, route_of
     from supactl.errors import ConfigError
 
-    project_dir = Path.cwd()
+    project_dir = project(workdir)
     try:
         url: Optional[str] = resolve_function_url(function_url, project_ref=project_ref, project_dir=project_dir)
     except ConfigError as exc:
@@ -105,7 +99,7 @@ def numbers_command(
         url = None
         echo(f"note: cannot tell which numbers reach the function ({exc.message}); "
              "pass --function-url or --project-ref", err=True)
-    with TwilioClient.from_config(project_dir=project_dir, trace=_trace(verbose)) as client:
+    with TwilioClient.from_config(project_dir=project_dir, trace=trace_sink(verbose)) as client:
         numbers = client.list_numbers()
 
     rows = [(n, route_of(n, url)) for n in numbers]

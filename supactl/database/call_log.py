@@ -96,6 +96,12 @@ class PostgresCallLog:
             "order by c.started_at desc limit %s",
             (*params, limit),
         )
+        if tenant and not rows and not self._query(
+                "select 1 from public.tenants where id::text = %s or name = %s", (tenant, tenant)):
+            # As `numbers list --tenant`: a misspelt tenant is an error, not an empty log.
+            from supactl.database.tenants import TenantError
+
+            raise TenantError(f"no tenant with id or name {tenant!r}", hint="see `supactl tenants list`")
         return [_call(row) for row in rows]
 
     def call_with_turns(self, call_sid: str) -> tuple[Call, list[Turn]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from supactl.config import DatabaseUrl
 from supactl.errors import DatabaseError
 from supactl.redact import redact
 
@@ -17,12 +18,18 @@ def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) ->
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout)
     except psycopg.OperationalError as exc:
-        raise DatabaseError(
-            f"cannot connect to {_describe(url)}: {_first_line(str(exc))}",
-            hint="check the host, port, user and password in --db-url / SUPABASE_DB_URL",
-        ) from None
+        raise DatabaseError(f"cannot connect to {_describe(url)}: {_first_line(str(exc))}", hint=_fix(url)) from None
     except psycopg.ProgrammingError as exc:
         raise DatabaseError(f"invalid database URL: {_first_line(str(exc))}") from None
+
+
+def _fix(url: str) -> str:
+    source = url.source if isinstance(url, DatabaseUrl) else None
+    if source is None:
+        return "check the host, port, user and password of the database URL"
+    if "supactl dev" in source:
+        return f"the URL came from {source}: check it is still up with `supactl dev status`"
+    return f"the URL came from {source}: check its host, port, user and password"
 
 
 def _describe(url: str) -> str:

@@ -82,6 +82,9 @@ class EmbeddedPostgres:
             user=user,
             timeout=timeout,
             cwd=tempfile.gettempdir(),
+            # Its own session: a Ctrl-C in the terminal reaches `supactl dev`, which stops in order,
+            # not initdb or pg_ctl mid-way (initdb then dumps its SQL on the way out).
+            start_new_session=True,
         )
         if result.returncode != 0:
             log = self.data_dir / "postgres.log"

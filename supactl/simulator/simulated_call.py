@@ -396,5 +396,14 @@ async def _request_twiml(http: Any, options: CallOptions, url: str, method: str,
         }.get(response.status_code)
         raise CallFailed(f"the function answered HTTP {response.status_code} to the voice webhook {url}",
                          hint=hint)
-    _log(options, f"TwiML from {url}: {response.text.strip()[:300]}")
+    _log(options, f"TwiML from {url}: {_one_line(response.text)}")
     return parse_twiml(response.text, url)
+
+
+TWIML_LOG_CHARS = 2000  # a <Connect><Stream> answer is ~300 characters; past this it is not TwiML we sent
+
+
+def _one_line(text: str) -> str:
+    """TwiML for a log line: whole (a cut mid-attribute reads as a broken answer), on one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= TWIML_LOG_CHARS else flat[:TWIML_LOG_CHARS] + f"… ({len(flat)} characters)"
