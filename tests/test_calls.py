@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -116,3 +117,25 @@ def test_through_the_supabase_api_a_tenant_jwt_sees_only_its_calls(postgrest, te
 
     with pytest.raises(SupactlError, match="refused"):
         SupabaseCallLog(postgrest.base_url, anon_key).list_calls()
+
+
+def test_cli_refuses_an_unknown_tenant_like_numbers_list(db_url, tenants):
+    result = CliRunner().invoke(app, ["calls", "list", "--db-url", db_url, "--tenant", "Nope", "--json"])
+    assert result.exit_code == 1 and json.loads(result.stdout)["ok"] is False
+    assert "Nope" in json.loads(result.stdout)["error"]
+
+
+def test_cli_tables_keep_full_ids_when_piped(db_url, tenants):
+    listed = CliRunner().invoke(app, ["calls", "list", "--db-url", db_url])
+    assert listed.exit_code == 0 and SID_A in listed.stdout and "…" not in listed.stdout
+    from supactl.commands.tables import print_table  # on a narrow terminal a cell folds, never cut
+    import io
+    from unittest import mock
+
+    from rich.console import Console
+
+    narrow = Console(file=io.StringIO(), width=40, force_terminal=True)
+    with mock.patch("supactl.commands.tables.console", return_value=narrow):
+        print_table(("Call", "To"), [(SID_A, "+14155550100")])
+    text = narrow.file.getvalue()  # type: ignore[attr-defined]
+    assert "…" not in text and "+141555" in "".join(text.split())

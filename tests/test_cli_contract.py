@@ -218,3 +218,26 @@ def test_init_ignores_local_state(tmp_path):
     assert run("init", str(tmp_path)).exit_code == 0
     ignored = (tmp_path / ".gitignore").read_text().splitlines()
     assert ".supactl/" in ignored and "supabase/.temp/" in ignored
+
+
+# --- supactl call as a smoke test -------------------------------------------------------------
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"streams": 0, "says": ["This number is not in service."]}, "did not open a media stream"),
+    ({"streams": 1, "frames_received": 0}, "no audio came back"),
+    ({"streams": 1, "frames_received": 50}, "no reply after the caller spoke"),
+    ({"streams": 1, "frames_received": 50, "latencies_ms": [400.0], "protocol_errors": ["model: 401"]},
+     "the model failed"),
+])
+def test_a_call_that_did_not_do_what_a_smoke_test_means_is_a_failed_check(fields, reason):
+    from supactl.commands.call import smoke_test_failure
+    from supactl.simulator.simulated_call import CallReport
+
+    assert reason in (smoke_test_failure(CallReport(call_sid="CA1", **fields)) or "")
+    assert smoke_test_failure(CallReport(call_sid="CA1", streams=1, frames_received=50, latencies_ms=[400.0])) is None
+
+
+def test_a_call_to_a_function_that_is_not_there_fails_before_any_report_is_lost(project, tmp_path):
+    result = run("call", "http://127.0.0.1:9/functions/v1/twilio-voice", "--auth-token", "t0ken-123",
+                 "--to", "+14155550000", "--record", str(tmp_path / "heard.wav"), "--json")
+    assert result.exit_code != 0 and json.loads(result.stdout)["ok"] is False
