@@ -4,13 +4,19 @@
 // A long call is several streams: each is handed off before the worker's wall clock (handoff.ts)
 // and the connect action answers the next one.
 
-import type { CallOutcome } from "./bridge.ts";
-import { type CallSession, type CallSessionDeps, startCallSession } from "./call_session.ts";
+import {
+  type CallSession,
+  type CallSessionDeps,
+  HEARTBEAT_INTERVAL_MS,
+  startCallSession,
+  type StreamOutcome,
+} from "./call_session.ts";
 import type { Config } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import type { CallRecord, StoreBackend } from "./store.ts";
 import {
   afterStream,
+  currentLocalOutcome,
   type LocalOutcome,
   nextStream,
   signedStreamTwiml,
@@ -39,6 +45,9 @@ const PRE_START_DEADLINE_MS = 5_000;
 // holds ~50 calls (Supabase's guidance), and each real call spends milliseconds unproven.
 const MAX_UNPROVEN_STREAMS = 32;
 const RECENT_OUTCOMES = 1000;
+// finalize_stale_calls is one indexed UPDATE over the live rows of every tenant: once a minute per
+// worker is plenty against a 2-minute staleness bound, and costs no call anything.
+const SWEEP_INTERVAL_MS = 60_000;
 
 /** Each call writes through the one TurnStore of the worker, so a shutdown flushes them all. */
 export function turnStoreWriters(turnStore: TurnStore): CallSessionDeps["openWriter"] {
@@ -65,6 +74,10 @@ export interface AppDeps {
    * absent: per stream (plain Deno, where one process serves every call; see handoff.ts). */
   workerStartedAt?: number | null;
   now?: () => number;
+  /** The wall clock in unix seconds (stream tokens' issue time and window). */
+  unixNow?: () => number;
+  heartbeatIntervalMs?: number;
+  sweepIntervalMs?: number;
 }
 
 export interface App {
@@ -84,10 +97,16 @@ export function createApp(deps: AppDeps): App {
     streamUrl: config.streamUrl,
   };
 
-  const rememberOutcome = (outcome: CallOutcome) => {
-    if (outcome.callSid === null) return;
+  const unixNow = deps.unixNow ?? (() => Math.floor(Date.now() / 1000));
+
+  const rememberOutcome = (outcome: StreamOutcome) => {
+    if (outcome.callSid === null || outcome.stream === null) return;
     recentOutcomes.delete(outcome.callSid);
-    recentOutcomes.set(outcome.callSid, { status: outcome.status, reason: outcome.reason });
+    recentOutcomes.set(outcome.callSid, {
+      status: outcome.status,
+      reason: outcome.reason,
+      stream: outcome.stream,
+    });
     if (recentOutcomes.size > RECENT_OUTCOMES) recentOutcomes.delete(recentOutcomes.keys().next().value!);
   };
 
@@ -104,6 +123,8 @@ export function createApp(deps: AppDeps): App {
     flushTimeoutMs: deps.flushTimeoutMs ?? 5_000,
     preStartDeadlineMs: deps.preStartDeadlineMs ?? PRE_START_DEADLINE_MS,
     onOutcome: rememberOutcome,
+    heartbeatIntervalMs: deps.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS,
+    unixNow,
     wallClockLimitS: config.wallClockLimitS,
     workerStartedAt: deps.workerStartedAt ?? null,
     now: deps.now ?? (() => performance.now()),
@@ -144,10 +165,14 @@ export function createApp(deps: AppDeps): App {
         toNumber: to,
       });
       // The insert above keeps an existing row as it is; a webhook for a call that has already
-      // ended or moved on is a replay (Twilio asks once per call), and gets nothing usable.
+      // ended, moved on or had its stream connected is a replay (Twilio asks once per call, and
+      // retries only while it has no answer, so before any stream), and gets nothing usable.
       const existing = await store.getCall(callSid);
-      if (existing !== null && existing.status !== "in_progress") {
-        callLog.warn("call.webhook_replayed", { status: existing.status });
+      if (existing !== null && (existing.status !== "in_progress" || existing.streamClaimed)) {
+        callLog.warn("call.webhook_replayed", {
+          status: existing.status,
+          stream_claimed: existing.streamClaimed,
+        });
         return twimlResponse(hangUpTwiml());
       }
       callLog.info("call.answered", { tenant_id: owner.tenantId });
@@ -167,7 +192,7 @@ export function createApp(deps: AppDeps): App {
     } catch (error) {
       callLog.error("store.get_call_failed", { message: errorMessage(error) });
     }
-    const local = recentOutcomes.get(callSid) ?? null;
+    const local = currentLocalOutcome(call, recentOutcomes.get(callSid) ?? null);
     const next = afterStream(call, local);
     callLog.info("call.after_stream", { next, status: call?.status });
     switch (next) {
@@ -198,7 +223,23 @@ export function createApp(deps: AppDeps): App {
   }
 
   async function streamResponse(call: StreamCall): Promise<Response> {
-    return twimlResponse(await signedStreamTwiml(config.twilioAuthToken, streamTargets, call));
+    return twimlResponse(await signedStreamTwiml(config.twilioAuthToken, streamTargets, call, unixNow()));
+  }
+
+  // The sweep rides on Twilio's signed requests once their answer is ready: no timer keeps an idle
+  // worker awake, no call waits for it, and a frame never triggers it.
+  let lastSweepAt = -Infinity;
+  function sweepStaleCalls(): void {
+    const now = sessionDeps.now();
+    if (now - lastSweepAt < (deps.sweepIntervalMs ?? SWEEP_INTERVAL_MS)) return;
+    lastSweepAt = now;
+    const sweep = store.finalizeStaleCalls().then(
+      (finalized) => {
+        if (finalized > 0) log.info("calls.stale_finalized", { finalized });
+      },
+      (error) => log.warn("store.sweep_failed", { message: errorMessage(error) }),
+    );
+    deps.waitUntil?.(sweep);
   }
 
   async function upgrade(request: Request): Promise<Response> {
@@ -234,9 +275,11 @@ export function createApp(deps: AppDeps): App {
       const form = await readSignedForm(request);
       if (form instanceof Response) return form;
       const params = new Map(form);
-      return url.search === `?${AFTER_STREAM_QUERY}`
+      const response = url.search === `?${AFTER_STREAM_QUERY}`
         ? await connectAction(params)
         : await voiceWebhook(params);
+      sweepStaleCalls();
+      return response;
     } catch (error) {
       log.error("http.unhandled", { message: errorMessage(error), method: request.method });
       return text(500, "internal error");

@@ -20,6 +20,7 @@ import {
   testDatabaseUrl,
   withAdmin,
 } from "./testing/test_database.ts";
+import { overriding } from "./testing/store_overrides.ts";
 import { connectTwilioStream, signedPost, type TwilioStreamClient } from "./testing/twilio_stream_client.ts";
 
 const AUTH_TOKEN = "twilio-auth-token-for-tests";
@@ -38,19 +39,12 @@ interface Harness {
 /** The real backend, with the stream's tenant lookup failing (the webhook's, the first, works). */
 function failingAgentLookup(backend: StoreBackend): StoreBackend {
   let lookups = 0;
-  return {
+  return overriding(backend, {
     findNumberOwner: (phoneNumber) => {
       if (++lookups > 1) return Promise.reject(new Error("connection reset"));
       return backend.findNumberOwner(phoneNumber);
     },
-    startCall: (call) => backend.startCall(call),
-    getCall: (callSid) => backend.getCall(callSid),
-    upsertTurns: (rows) => backend.upsertTurns(rows),
-    finishCall: (end) => backend.finishCall(end),
-    resumeCall: (callSid, handoff) => backend.resumeCall(callSid, handoff),
-    loadTurns: (callSid) => backend.loadTurns(callSid),
-    close: () => backend.close(),
-  };
+  });
 }
 
 function startHarness(
@@ -60,6 +54,10 @@ function startHarness(
     wallClockLimitS?: number;
     preStartDeadlineMs?: number;
     maxUnprovenStreams?: number;
+    /** Wraps the real backend (a scripted failure in front of the database). */
+    store?: (backend: StoreBackend) => StoreBackend;
+    heartbeatIntervalMs?: number;
+    unixNow?: () => number;
   } = {},
 ): Harness {
   const realtime = startRealtimeStub(API_KEY);
@@ -69,7 +67,8 @@ function startHarness(
     secrets: [AUTH_TOKEN, API_KEY],
   });
   const realBackend = createPostgresBackend(testDatabaseUrl()!);
-  const backend = options.failAgentLookup ? failingAgentLookup(realBackend) : realBackend;
+  const wrapped = options.store ? options.store(realBackend) : realBackend;
+  const backend = options.failAgentLookup ? failingAgentLookup(wrapped) : wrapped;
   const turnStore = new TurnStore(backend, { logger: log });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
@@ -93,6 +92,8 @@ function startHarness(
     setupTimeoutMs: 3_000,
     preStartDeadlineMs: options.preStartDeadlineMs,
     maxUnprovenStreams: options.maxUnprovenStreams,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    unixNow: options.unixNow,
   });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port, onListen: () => {} },
@@ -806,6 +807,188 @@ if (testDatabaseUrl()) {
         "failed",
         "agent_lookup_failed",
       ]);
+    } finally {
+      await harness.close();
+    }
+  });
+}
+
+if (testDatabaseUrl()) {
+  const twimlParameters = (twiml: string) =>
+    Object.fromEntries(
+      [...twiml.matchAll(/<Parameter name="([^"]+)" value="([^"]+)"\/>/g)].map((
+        [, name, value],
+      ) => [name, value]),
+    );
+  const connectAction = async (harness: Harness, callSid: string, to: string) => {
+    const action = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [
+      ["CallSid", callSid],
+      ["To", to],
+      ["CallStatus", "in-progress"],
+    ]);
+    return await action.text();
+  };
+
+  Deno.test("a first stream's token replayed after the stream claimed the call is refused, and so is the webhook", async () => {
+    const harness = startHarness();
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, parameters);
+      await harness.realtime.waitFor(() => harness.realtime.connections === 1, "the model session");
+      const replay = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      replay.start(callSid, parameters);
+      await replay.closed;
+      assert.equal(harness.realtime.connections, 1, "no model session for the replay");
+      assert.ok(harness.logs.some((line) => line.event === "stream.claim_refused"));
+      const replayed = await answerCall(harness, tenant, callSid);
+      assert.match(replayed.twiml, /<Hangup\/>/);
+      assert.equal(replayed.streamUrl, undefined);
+      assert.equal((await callRow(callSid))?.status, "in_progress", "the live call is left as it is");
+      twilio.stop();
+      await twilio.closed;
+      await harness.app.shutdown("flush");
+      assert.deepEqual(await callRow(callSid).then((row) => [row?.status, row?.end_reason]), [
+        "completed",
+        "twilio_stop",
+      ]);
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a stream token past its minute is refused before the call is claimed", async () => {
+    let skew = 0;
+    const harness = startHarness({ unixNow: () => Math.floor(Date.now() / 1000) + skew });
+    try {
+      const { callSid, parameters, twilio } = await connectedCall(harness);
+      skew = 61;
+      twilio.start(callSid, parameters);
+      await twilio.closed;
+      assert.equal(harness.realtime.connections, 0);
+      assert.ok(harness.logs.some((line) => line.reason === "stream_token_expired"));
+      const [row] = await withAdmin((sql) =>
+        sql`select status, stream_seen_at from public.calls where call_sid = ${callSid}`
+      );
+      assert.deepEqual([row.status, row.stream_seen_at], ["in_progress", null], "the row untouched");
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a resume token works once; a second use and a replayed connect action during the live call get nothing", async () => {
+    const harness = startHarness();
+    const { realtime } = harness;
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      const first = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(first.streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, first.parameters);
+      await realtime.waitFor(() => realtime.received.length > 0, "the session.update");
+      realtime.send({ type: "input_audio_buffer.speech_started", item_id: "item_u1" });
+      realtime.send({
+        type: "conversation.item.input_audio_transcription.completed",
+        item_id: "item_u1",
+        transcript: "My account number is 1234",
+      });
+      await modelBarrier(harness);
+      await harness.app.shutdown("EarlyDrop");
+      await twilio.closed;
+
+      const twiml = await connectAction(harness, callSid, tenant.phoneNumber);
+      const retried = twimlParameters(await connectAction(harness, callSid, tenant.phoneNumber));
+      const next = twimlParameters(twiml);
+      assert.equal(next.handoff, "1");
+      assert.equal(retried.handoff, "1", "Twilio's retry for the same state: the same handoff");
+
+      const resumed = await connectTwilioStream(harness.config.streamUrl, AUTH_TOKEN);
+      resumed.start(callSid, next);
+      await realtime.waitFor(() => realtime.connections === 2, "the resumed session");
+      const restores = () =>
+        realtime.received.filter((e) => JSON.stringify(e).includes("My account number is 1234")).length;
+      await realtime.waitFor(() => restores() === 1, "the transcript restored once");
+
+      for (const parameters of [next, retried]) {
+        const replay = await connectTwilioStream(harness.config.streamUrl, AUTH_TOKEN);
+        replay.start(callSid, parameters);
+        await replay.closed;
+      }
+      assert.equal(realtime.connections, 2, "no model session for a second use");
+      assert.equal(restores(), 1, "the transcript was restored into no other session");
+
+      const during = await connectAction(harness, callSid, tenant.phoneNumber);
+      assert.doesNotMatch(during, /<Stream/, "no resume token while the call is live");
+      resumed.stop();
+      await resumed.closed;
+      await harness.app.shutdown("flush");
+      const [row] = await withAdmin((sql) =>
+        sql`select status, handoff_count from public.calls where call_sid = ${callSid}`
+      );
+      assert.deepEqual({ ...row }, { status: "completed", handoff_count: 1 }, "one handoff, counted once");
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a resume is refused when its claim cannot be checked; a first stream goes on unchecked", async () => {
+    const harness = startHarness({
+      store: (backend) =>
+        overriding(backend, { claimCallStream: () => Promise.reject(new Error("connection reset")) }),
+    });
+    try {
+      const { callSid, parameters, twilio } = await connectedCall(harness);
+      twilio.start(callSid, parameters);
+      await harness.realtime.waitFor(() => harness.realtime.connections === 1, "the model session");
+      assert.ok(harness.logs.some((line) => line.event === "stream.claim_unchecked"));
+      await harness.app.shutdown("EarlyDrop");
+      await twilio.closed;
+      const next = twimlParameters(await connectAction(harness, callSid, parameters.to_number));
+      const resumed = await connectTwilioStream(harness.config.streamUrl, AUTH_TOKEN);
+      resumed.start(callSid, next);
+      await resumed.closed;
+      assert.equal(harness.realtime.connections, 1, "no session for an unchecked resume");
+      assert.equal((await callRow(callSid))?.status, "handed_off", "left for the next stream or the sweep");
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a running stream beats its heartbeat, and a webhook sweeps stale calls in the background", async () => {
+    const harness = startHarness({ heartbeatIntervalMs: 50 });
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const stale = await withAdmin(async (sql) => {
+        const callSid = newCallSid();
+        await sql`insert into public.calls (call_sid, tenant_id, started_at)
+                  values (${callSid}, ${tenant.tenantId}, now() - interval '10 minutes')`;
+        return callSid;
+      });
+      const callSid = newCallSid();
+      const { streamUrl, parameters } = await answerCall(harness, tenant, callSid);
+      // Not awaited by the webhook: it lands shortly after the answer.
+      for (let i = 0; i < 50 && (await callRow(stale))?.status !== "failed"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.deepEqual(await callRow(stale).then((row) => [row?.status, row?.end_reason]), [
+        "failed",
+        "stale: the stream never opened",
+      ]);
+      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, parameters);
+      await harness.realtime.waitFor(() => harness.realtime.connections === 1, "the model session");
+      await withAdmin((sql) =>
+        sql`update public.calls set stream_seen_at = '2026-01-01T00:00:00Z' where call_sid = ${callSid}`
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const [row] = await withAdmin((sql) =>
+        sql`select stream_seen_at from public.calls where call_sid = ${callSid}`
+      );
+      assert.ok(Date.now() - row.stream_seen_at.getTime() < 60_000, "refreshed by the heartbeat");
+      twilio.stop();
+      await twilio.closed;
     } finally {
       await harness.close();
     }

@@ -1,6 +1,7 @@
-// What a stream whose token checked out does, from what the store said about it: start the call
-// (which session, greeting or not, where turn numbering continues, which turns to restore) or
-// refuse it. Pure: call_session.ts does the reads, logs the warnings and carries the plan out.
+// What a stream whose token checked out does, from what the store said about it: whether its claim
+// on the call row lets it go on (planClaim), then how the call starts (planCall: which session,
+// greeting or not, where turn numbering continues, which turns to restore). Pure: call_session.ts
+// does the reads, logs the warnings and carries the plans out.
 
 import { checkAgentSettings } from "./agent_settings.ts";
 import type { CallStarted } from "./bridge.ts";
@@ -14,9 +15,9 @@ import type { StreamCall } from "./stream_contract.ts";
 export interface StoreFindings {
   /** Who owns the stream's number now (findNumberOwner); null when nobody does. */
   owner: NumberOwner | null;
-  /** On a stream that resumes a handed-off call: the row resumeCall returned (null: the call
-   * cannot continue) and the call's stored turns. Null on a first stream. */
-  resumed: { call: CallRecord | null; turns: TurnRow[] } | null;
+  /** On a stream that resumes a handed-off call, once its claim succeeded: the claimed row and
+   * the call's stored turns. Null on a first stream. */
+  resumed: { call: CallRecord; turns: TurnRow[] } | null;
 }
 
 /** Something the session logs as a warning (field names only, never a tenant's values). */
@@ -25,23 +26,62 @@ export interface PlanWarning {
   fields: LogFields;
 }
 
-export type CallPlan =
+/** What claim_call_stream said: the claimed row, null (not this stream's to take), or
+ * "unavailable" (the store could not be asked). */
+export type ClaimResult = CallRecord | null | "unavailable";
+
+export type ClaimPlan =
   | {
-    kind: "start";
-    /** What the bridge begins with; the session adds the stream's ids and the handoff schedule. */
-    call: Pick<CallStarted, "session" | "greeting" | "firstSeq" | "resume" | "priorUsage">;
-    /** The Realtime model to connect to. */
-    model: string;
+    kind: "go_on";
+    /** The row is this stream's: read the turns to restore (a resume) and finalize it at the end. */
+    call: CallRecord | null;
     warnings: PlanWarning[];
   }
   | {
+    /** Closed before any model session, the row left as it is: it belongs to another stream
+     * (or to nobody, on a call that has ended). */
     kind: "refuse";
-    reason: "call_not_resumable";
-    /** False when the call row belongs to someone else (ended, or a later stream's): this stream
-     * must leave it as it is. */
-    finalize: false;
+    reason: "stream_claim_refused" | "stream_claim_unavailable";
     warnings: PlanWarning[];
   };
+
+/** The stream's number in claim_call_stream: 0 the first, n the one resuming handoff n. */
+export function streamNumber(stream: StreamCall): number {
+  return stream.resume?.handoff ?? 0;
+}
+
+export function planClaim(stream: StreamCall, claim: ClaimResult): ClaimPlan {
+  const fields = { stream: streamNumber(stream) };
+  if (claim === null) {
+    // A replayed token or webhook, a second use of a resume token, or a call that has moved on.
+    return {
+      kind: "refuse",
+      reason: "stream_claim_refused",
+      warnings: [{ event: "stream.claim_refused", fields }],
+    };
+  }
+  if (claim !== "unavailable") return { kind: "go_on", call: claim, warnings: [] };
+  if (stream.resume) {
+    // A resume needs the store anyway (its turns), and an unchecked one could restore a
+    // transcript into a session that did not continue the call.
+    return {
+      kind: "refuse",
+      reason: "stream_claim_unavailable",
+      warnings: [{ event: "stream.claim_unavailable", fields }],
+    };
+  }
+  // A first stream with a fresh token: a caller is on the line and nothing is restored into its
+  // session, so it goes on unchecked rather than dropping the call on a store hiccup.
+  return { kind: "go_on", call: null, warnings: [{ event: "stream.claim_unchecked", fields }] };
+}
+
+export interface CallPlan {
+  /** What the bridge begins with; the session adds the stream's ids and the handoff schedule. */
+  call: Pick<CallStarted, "session" | "greeting" | "firstSeq" | "resume" | "priorUsage">;
+  /** The Realtime model to connect to. */
+  model: string;
+  warnings: PlanWarning[];
+}
 
 export function planCall(stream: StreamCall, found: StoreFindings, defaultModel: string): CallPlan {
   const warnings: PlanWarning[] = [];
@@ -54,11 +94,6 @@ export function planCall(stream: StreamCall, found: StoreFindings, defaultModel:
   const settings = owner?.tenantId === stream.tenantId ? owner.agent : null;
 
   const resumed = stream.resume ? found.resumed : null;
-  if (stream.resume && (resumed === null || resumed.call === null)) {
-    // The call has ended, or a later stream has taken it over: not ours to finalize.
-    warnings.push({ event: "call.not_resumable", fields: { handoff: stream.resume.handoff } });
-    return { kind: "refuse", reason: "call_not_resumable", finalize: false, warnings };
-  }
 
   const checked = checkAgentSettings(settings);
   // The column, never the value: instructions are the tenant's business.
@@ -73,7 +108,6 @@ export function planCall(stream: StreamCall, found: StoreFindings, defaultModel:
 
   const stored = resumed?.turns ?? [];
   return {
-    kind: "start",
     call: {
       session,
       // A resumed call was greeted on its first stream.
@@ -81,7 +115,7 @@ export function planCall(stream: StreamCall, found: StoreFindings, defaultModel:
       resume: stream.resume ? { turns: restorableTurns(stored), mode: stream.resume.mode } : undefined,
       // Seqs continue after every stored turn, restored or not: no collision with earlier rows.
       firstSeq: stored.reduce((next, turn) => Math.max(next, turn.seq + 1), 0),
-      priorUsage: resumed?.call?.usage,
+      priorUsage: resumed?.call.usage,
     },
     model: agent?.model?.trim() || defaultModel,
     warnings,

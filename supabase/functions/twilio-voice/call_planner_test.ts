@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type CallPlan, planCall, type StoreFindings } from "./call_planner.ts";
+import { planCall, planClaim, type StoreFindings } from "./call_planner.ts";
 import { DEFAULT_INSTRUCTIONS, DEFAULT_VOICE } from "./session_config.ts";
 import type { AgentSettings, CallRecord, TurnRow } from "./store.ts";
 import type { StreamCall } from "./stream_contract.ts";
@@ -32,21 +32,17 @@ const callRow: CallRecord = {
   endReason: null,
   handoffCount: 2,
   usage: { input_tokens: 120, output_tokens: 40 },
+  streamClaimed: true,
 };
 
 function turn(seq: number, role: TurnRow["role"], text: string): TurnRow {
   return { tenantId: TENANT, callSid: CALL_SID, role, text, itemId: `item_${seq}`, seq, interrupted: false };
 }
 
-function started(plan: CallPlan): Extract<CallPlan, { kind: "start" }> {
-  assert.equal(plan.kind, "start");
-  return plan as Extract<CallPlan, { kind: "start" }>;
-}
-
 const ownNumber: StoreFindings = { owner: { tenantId: TENANT, agent }, resumed: null };
 
 Deno.test("a first stream is greeted, numbers its turns from 0 and uses the tenant's agent", () => {
-  const plan = started(planCall(firstStream, ownNumber, DEFAULT_MODEL));
+  const plan = planCall(firstStream, ownNumber, DEFAULT_MODEL);
   assert.equal(plan.call.greeting, "Acme, good morning!");
   assert.equal(plan.call.firstSeq, 0);
   assert.equal(plan.call.resume, undefined);
@@ -58,8 +54,10 @@ Deno.test("a first stream is greeted, numbers its turns from 0 and uses the tena
 });
 
 Deno.test("a tenant without agent settings gets the defaults and the configured model", () => {
-  const plan = started(
-    planCall(firstStream, { owner: { tenantId: TENANT, agent: null }, resumed: null }, DEFAULT_MODEL),
+  const plan = planCall(
+    firstStream,
+    { owner: { tenantId: TENANT, agent: null }, resumed: null },
+    DEFAULT_MODEL,
   );
   assert.equal(plan.call.greeting, null);
   assert.equal(plan.call.session.instructions, DEFAULT_INSTRUCTIONS);
@@ -70,12 +68,12 @@ Deno.test("a tenant without agent settings gets the defaults and the configured 
 
 Deno.test("a blank model setting falls back to the configured model", () => {
   const blank = { owner: { tenantId: TENANT, agent: { ...agent, model: "  " } }, resumed: null };
-  assert.equal(started(planCall(firstStream, blank, DEFAULT_MODEL)).model, DEFAULT_MODEL);
+  assert.equal(planCall(firstStream, blank, DEFAULT_MODEL).model, DEFAULT_MODEL);
 });
 
 Deno.test("a number moved to another tenant keeps the call with the default agent, and says so", () => {
   const moved = { owner: { tenantId: "tenant-b", agent }, resumed: null };
-  const plan = started(planCall(firstStream, moved, DEFAULT_MODEL));
+  const plan = planCall(firstStream, moved, DEFAULT_MODEL);
   assert.equal(plan.call.greeting, null, "never the other tenant's greeting");
   assert.equal(plan.call.session.instructions, DEFAULT_INSTRUCTIONS);
   assert.equal(plan.model, DEFAULT_MODEL);
@@ -83,7 +81,7 @@ Deno.test("a number moved to another tenant keeps the call with the default agen
 });
 
 Deno.test("a number nobody owns any more keeps the call with the default agent, quietly", () => {
-  const plan = started(planCall(firstStream, { owner: null, resumed: null }, DEFAULT_MODEL));
+  const plan = planCall(firstStream, { owner: null, resumed: null }, DEFAULT_MODEL);
   assert.equal(plan.call.session.instructions, DEFAULT_INSTRUCTIONS);
   assert.deepEqual(plan.warnings, []);
 });
@@ -96,7 +94,7 @@ Deno.test("settings that break a rule or the GA schema fall back to defaults, na
     },
     resumed: null,
   };
-  const plan = started(planCall(firstStream, bad, DEFAULT_MODEL));
+  const plan = planCall(firstStream, bad, DEFAULT_MODEL);
   assert.equal(plan.call.session.audio.output.voice, DEFAULT_VOICE);
   assert.deepEqual(plan.call.session.audio.input.turn_detection, { type: "server_vad" });
   assert.deepEqual(plan.warnings, [
@@ -112,9 +110,7 @@ Deno.test("a resumed stream is not greeted, restores the turns and continues num
     turn(3, "user", "  "),
     turn(2, "user", "Hours?"),
   ];
-  const plan = started(
-    planCall(resumedStream, { ...ownNumber, resumed: { call: callRow, turns } }, DEFAULT_MODEL),
-  );
+  const plan = planCall(resumedStream, { ...ownNumber, resumed: { call: callRow, turns } }, DEFAULT_MODEL);
   assert.equal(plan.call.greeting, null, "it was greeted on its first stream");
   assert.equal(plan.call.firstSeq, 4, "after every stored turn, the blank one included");
   assert.equal(plan.call.resume?.mode, "reply");
@@ -123,33 +119,48 @@ Deno.test("a resumed stream is not greeted, restores the turns and continues num
 });
 
 Deno.test("a resumed stream with no stored turns starts at seq 0 with nothing to restore", () => {
-  const plan = started(
-    planCall(resumedStream, { ...ownNumber, resumed: { call: callRow, turns: [] } }, DEFAULT_MODEL),
+  const plan = planCall(
+    resumedStream,
+    { ...ownNumber, resumed: { call: callRow, turns: [] } },
+    DEFAULT_MODEL,
   );
   assert.equal(plan.call.firstSeq, 0);
   assert.deepEqual(plan.call.resume, { turns: [], mode: "reply" });
 });
 
-Deno.test("a call that cannot resume (ended, or taken over) is refused and left to its owner", () => {
-  const plan = planCall(resumedStream, {
-    ...ownNumber,
-    resumed: { call: null, turns: [turn(0, "user", "Hi")] },
-  }, DEFAULT_MODEL);
-  assert.deepEqual(plan, {
+Deno.test("a stream whose claim was refused is refused and leaves the row to its owner", () => {
+  for (const stream of [firstStream, resumedStream]) {
+    assert.deepEqual(planClaim(stream, null), {
+      kind: "refuse",
+      reason: "stream_claim_refused",
+      warnings: [{ event: "stream.claim_refused", fields: { stream: stream.resume?.handoff ?? 0 } }],
+    });
+  }
+});
+
+Deno.test("a stream whose claim succeeded goes on with the claimed row", () => {
+  assert.deepEqual(planClaim(resumedStream, callRow), { kind: "go_on", call: callRow, warnings: [] });
+  assert.deepEqual(planClaim(firstStream, callRow), { kind: "go_on", call: callRow, warnings: [] });
+});
+
+Deno.test("with the store unreachable a first stream goes on unchecked and a resume is refused", () => {
+  assert.deepEqual(planClaim(firstStream, "unavailable"), {
+    kind: "go_on",
+    call: null,
+    warnings: [{ event: "stream.claim_unchecked", fields: { stream: 0 } }],
+  });
+  assert.deepEqual(planClaim(resumedStream, "unavailable"), {
     kind: "refuse",
-    reason: "call_not_resumable",
-    finalize: false,
-    warnings: [{ event: "call.not_resumable", fields: { handoff: 2 } }],
+    reason: "stream_claim_unavailable",
+    warnings: [{ event: "stream.claim_unavailable", fields: { stream: 2 } }],
   });
 });
 
 Deno.test("a first stream ignores resume findings it did not ask for", () => {
-  const plan = started(
-    planCall(
-      firstStream,
-      { ...ownNumber, resumed: { call: callRow, turns: [turn(5, "user", "x")] } },
-      DEFAULT_MODEL,
-    ),
+  const plan = planCall(
+    firstStream,
+    { ...ownNumber, resumed: { call: callRow, turns: [turn(5, "user", "x")] } },
+    DEFAULT_MODEL,
   );
   assert.equal(plan.call.firstSeq, 0);
   assert.equal(plan.call.greeting, "Acme, good morning!");

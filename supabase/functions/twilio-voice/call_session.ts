@@ -3,13 +3,13 @@
 // and at the end (finalize, flush); per frame it is decode, one bridge call, one send.
 
 import { CallBridge, type CallOutcome, type ItemKind } from "./bridge.ts";
-import { planCall, type StoreFindings } from "./call_planner.ts";
+import { type ClaimResult, planCall, planClaim, type StoreFindings, streamNumber } from "./call_planner.ts";
 import { realtimeModelUrl } from "./config.ts";
 import { handoffSchedule } from "./handoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { decodeServerEvent } from "./realtime_events.ts";
 import type { CallEnd, NumberOwner, StoreBackend, TurnRow } from "./store.ts";
-import { verifyStreamStart } from "./stream_contract.ts";
+import { type StreamCall, verifyStreamStart } from "./stream_contract.ts";
 import { decodeTwilioFrame, type TwilioEncoder, twilioEncoder, type TwilioFrame } from "./twilio_frames.ts";
 import type { RejectReason } from "./wire.ts";
 
@@ -40,7 +40,11 @@ export interface CallSessionDeps {
   /** From the upgrade to a `start` whose token checks out; then the socket is closed. */
   preStartDeadlineMs: number;
   /** Told how each call ended, so the connect action can answer before the row is written. */
-  onOutcome(outcome: CallOutcome): void;
+  onOutcome(outcome: StreamOutcome): void;
+  /** How often a running stream refreshes calls.stream_seen_at (HEARTBEAT_INTERVAL_MS). */
+  heartbeatIntervalMs: number;
+  /** The wall clock in unix seconds, for the stream token's window. */
+  unixNow(): number;
   /** WALL_CLOCK_LIMIT_S, counted from workerStartedAt (Supabase) or, when that is null, from each
    * stream's start (plain Deno): see handoff.ts. */
   wallClockLimitS: number;
@@ -54,8 +58,24 @@ export interface CallSessionDeps {
 // as soon as the socket opens, so the deadline (PRE_START_DEADLINE_MS in app.ts) is generous.
 export const MAX_PRE_START_MESSAGE_CHARS = 16 * 1024;
 export const MAX_PRE_START_MESSAGES = 8;
+// finalize_stale_calls (migration 20261203090000_call_streams.sql) fails a call that has shown no
+// sign of life for 2 minutes: a beat every 30 s lets three in a row be lost before a live call
+// could be taken for a dead one.
+export const HEARTBEAT_INTERVAL_MS = 30_000;
 /** Close code for a peer that broke the stream's rules (RFC 6455 §7.4.1: policy violation). */
 const POLICY_VIOLATION = 1008;
+
+/** How a stream ended, with which stream of its call it was (0 the first, n the nth resume). */
+export interface StreamOutcome extends CallOutcome {
+  stream: number | null;
+}
+
+/** The call row a stream claimed: its stream number there. */
+interface ClaimedRow {
+  callSid: string;
+  tenantId: string;
+  stream: number;
+}
 
 export interface CallSession {
   /** Resolves when both sockets are closed and the call's writes are flushed (or timed out). */
@@ -74,11 +94,17 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   let writer: CallWriter | null = null;
   let setupTimer: number | undefined;
   const handoffTimers: number[] = [];
+  let heartbeat: number | undefined;
   const streamStartedAt = deps.now();
   let started = false;
-  /** Set once the start frame's token checks out: from then on the call row is ours to finalize,
-   * even if the call ends before the bridge began (hang-up during setup, lookup failure). */
-  let verified: { callSid: string; tenantId: string } | null = null;
+  /** Set once the start frame's token checks out: the socket has proved it is Twilio's. */
+  let proven = false;
+  /** Set once the stream's claim on the call row succeeded: from then on the row is ours to
+   * finalize, even if the call ends before the bridge began (hang-up during setup, lookup
+   * failure). Until then (and for a refused claim, ever) the row is someone else's. */
+  let verified: ClaimedRow | null = null;
+  /** The claim in flight: a call that ends meanwhile waits for it to know whose row it is. */
+  let claiming: Promise<ClaimedRow | null> | null = null;
   const rejected: Partial<Record<`${"twilio" | "model"}_${RejectReason}`, number>> = {};
   let sendsSkipped = 0;
   let resolveDone!: () => void;
@@ -91,7 +117,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     closeQuietly(twilio, POLICY_VIOLATION, why);
   };
   const preStartTimer = setTimeout(() => {
-    if (verified === null && ending === null) refuse("no valid start in time");
+    if (!proven && ending === null) refuse("no valid start in time");
   }, deps.preStartDeadlineMs);
 
   const count = (side: "twilio" | "model", reason: RejectReason, event?: string) => {
@@ -127,9 +153,10 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     clearTimeout(preStartTimer);
     clearTimeout(setupTimer);
     handoffTimers.forEach((timer) => clearTimeout(timer));
+    clearInterval(heartbeat);
     closeQuietly(model, 1000, "call ended");
-    const call = verified;
-    deps.onOutcome({ ...outcome, callSid: call?.callSid ?? null });
+    const call = verified ?? await claiming;
+    deps.onOutcome({ ...outcome, callSid: call?.callSid ?? null, stream: call?.stream ?? null });
     if (call !== null) {
       writer ??= deps.openWriter(call.callSid, call.tenantId);
       writer.finish({ status: outcome.status, endReason: outcome.reason, usage: { ...outcome.usage } });
@@ -158,21 +185,33 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     started = true;
     log = deps.log.with({ call_sid: frame.callSid, stream_sid: frame.streamSid });
     encoder = twilioEncoder(frame.streamSid);
-    const stream = await verifyStreamStart(deps.twilioAuthToken, frame.callSid, frame.customParameters);
-    if (stream === null) {
-      log.warn("stream.token_rejected", {});
-      bridge.fail("bad_stream_token");
+    const checked = await verifyStreamStart(
+      deps.twilioAuthToken,
+      frame.callSid,
+      frame.customParameters,
+      deps.unixNow(),
+    );
+    if (!checked.ok) {
+      log.warn("stream.token_rejected", { reason: checked.reason });
+      bridge.fail(checked.reason);
       return;
     }
+    const stream = checked.call;
     log = log.with({ tenant_id: stream.tenantId });
-    verified = { callSid: stream.callSid, tenantId: stream.tenantId };
+    proven = true;
     clearTimeout(preStartTimer);
 
-    // Started together: on a resumed call these three reads are most of the handoff's gap.
+    // Started together: on a resumed call these reads are most of the handoff's gap. The turns
+    // wait for the claim: a stream that has not claimed the call reads none of its transcript.
     const ownerLookup = deps.store.findNumberOwner(stream.toNumber);
-    const resuming = stream.resume ? resumeCall(stream.callSid, stream.resume.handoff) : null;
     ownerLookup.catch(() => {});
-    resuming?.catch(() => {});
+    const claimed = await claimStream(stream);
+    const claim = planClaim(stream, claimed);
+    for (const warning of claim.warnings) log.warn(warning.event, warning.fields);
+    if (claim.kind === "refuse") {
+      bridge.fail(claim.reason);
+      return;
+    }
     let owner: NumberOwner | null;
     try {
       owner = await ownerLookup;
@@ -182,24 +221,21 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       bridge.fail("agent_lookup_failed");
       return;
     }
-    let resumed: StoreFindings["resumed"];
-    try {
-      resumed = resuming ? await resuming : null;
-    } catch (error) {
-      // Without its history the model would start the conversation over: apologize instead.
-      log.error("store.resume_failed", { message: errorMessage(error) });
-      bridge.fail("resume_failed");
-      return;
+    let resumed: StoreFindings["resumed"] = null;
+    if (stream.resume && claim.call !== null) {
+      try {
+        resumed = { call: claim.call, turns: await deps.store.loadTurns(stream.callSid) };
+      } catch (error) {
+        // Without its history the model would start the conversation over: apologize instead.
+        log.error("store.resume_failed", { message: errorMessage(error) });
+        bridge.fail("resume_failed");
+        return;
+      }
     }
     if (bridge.phase === "ended") return; // the caller hung up during the lookup
 
     const plan = planCall(stream, { owner, resumed }, deps.realtimeModel);
     for (const warning of plan.warnings) log.warn(warning.event, warning.fields);
-    if (plan.kind === "refuse") {
-      if (!plan.finalize) verified = null;
-      bridge.fail(plan.reason);
-      return;
-    }
     writer = deps.openWriter(stream.callSid, stream.tenantId);
     const handoff = handoffSchedule(
       deps.wallClockLimitS,
@@ -220,6 +256,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
         setTimeout(() => bridge.tick(Math.max(deps.now(), at)), Math.max(0, at - deps.now())),
       );
     }
+    heartbeat = startHeartbeat(stream.callSid, streamNumber(stream));
     log.info("call.handoff_planned", {
       handoff: stream.resume?.handoff ?? 0,
       quiet_from_s: Math.round((handoff.quietFromMs - deps.now()) / 100) / 10,
@@ -228,12 +265,37 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     openModel(plan.model);
   }
 
-  async function resumeCall(callSid: string, handoff: number) {
-    const [call, turns] = await Promise.all([
-      deps.store.resumeCall(callSid, handoff),
-      deps.store.loadTurns(callSid),
-    ]);
-    return { call, turns };
+  /** The stream's claim on its call row; the row is ours (`verified`) once it succeeded. */
+  async function claimStream(stream: StreamCall): Promise<ClaimResult> {
+    const number = streamNumber(stream);
+    const ours: ClaimedRow = { callSid: stream.callSid, tenantId: stream.tenantId, stream: number };
+    const attempt = deps.store.claimCallStream(stream.callSid, stream.tenantId, number);
+    claiming = attempt.then(
+      (row) => row === null ? null : ours,
+      // Unchecked, a first stream still owns the row it goes on with (planClaim); a resume does not.
+      () => number === 0 ? ours : null,
+    );
+    let claimed: ClaimResult;
+    try {
+      claimed = await attempt;
+    } catch (error) {
+      log.error("store.claim_failed", { message: errorMessage(error) });
+      claimed = "unavailable";
+    }
+    verified = await claiming;
+    return claimed;
+  }
+
+  /** Off the audio path: one UPDATE every interval, never two at once, a failure only logged. */
+  function startHeartbeat(callSid: string, stream: number): number {
+    let beating = false;
+    return setInterval(() => {
+      if (beating) return;
+      beating = true;
+      deps.store.touchCallStream(callSid, stream)
+        .catch((error) => log.warn("store.heartbeat_failed", { message: errorMessage(error) }))
+        .finally(() => beating = false);
+    }, deps.heartbeatIntervalMs);
   }
 
   function openModel(modelName: string): void {
@@ -293,7 +355,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   return {
     done,
     get proven() {
-      return verified !== null;
+      return proven;
     },
     shutdown: async (reason) => {
       if (bridge.phase === "connecting" || bridge.phase === "live") {

@@ -34,6 +34,9 @@ export interface CallRecord {
   endReason: string | null;
   handoffCount: number;
   usage: Record<string, number>;
+  /** A stream has claimed the call (calls.stream_seen_at is set): a webhook asking to start it
+   * again is a replay. */
+  streamClaimed: boolean;
 }
 
 export interface TurnRow {
@@ -71,12 +74,18 @@ export interface StoreBackend {
   /** Set ended_at (handed_off_at for a handoff), status, end_reason and usage. */
   finishCall(end: CallEnd): Promise<void>;
   /**
-   * A handed-off call continues on a new stream: status back to in_progress, end_reason cleared,
-   * handoff_count raised to `handoff` (the stream's handoff number, so a retried resume counts
-   * once). Null when the call cannot continue: it has ended (completed/failed), or it has already
-   * counted a later handoff.
+   * Stream `stream` of the call claims its row (claim_call_stream): 0, the first stream, while no
+   * stream has; n > 0, the stream resuming handoff n, while the row is handed_off after n - 1
+   * handoffs (then in_progress with handoff_count n). The claimed row, or null when the claim is
+   * not this stream's to take (taken already, the call moved on or ended, another tenant's).
    */
-  resumeCall(callSid: string, handoff: number): Promise<CallRecord | null>;
+  claimCallStream(callSid: string, tenantId: string, stream: number): Promise<CallRecord | null>;
+  /** The heartbeat of a running stream: stream_seen_at refreshed while the row is still this
+   * stream's (in_progress at handoff_count `stream`). */
+  touchCallStream(callSid: string, stream: number): Promise<void>;
+  /** Calls left in_progress/handed_off with no sign of life finalized as failed
+   * (finalize_stale_calls); how many. */
+  finalizeStaleCalls(): Promise<number>;
   /** A call's turns ordered by seq (used to restore context after a handoff). */
   loadTurns(callSid: string): Promise<TurnRow[]>;
   close(): Promise<void>;

@@ -146,7 +146,7 @@ class PostgresStoreBackend implements StoreBackend {
   getCall(callSid: string): Promise<CallRecord | null> {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
-        select call_sid, tenant_id, status, end_reason, handoff_count, usage
+        select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at
         from public.calls where call_sid = ${callSid}`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
@@ -183,15 +183,28 @@ class PostgresStoreBackend implements StoreBackend {
     });
   }
 
-  resumeCall(callSid: string, handoff: number): Promise<CallRecord | null> {
+  claimCallStream(callSid: string, tenantId: string, stream: number): Promise<CallRecord | null> {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
-        update public.calls
-        set status = 'in_progress', end_reason = null, handoff_count = ${handoff}
-        where call_sid = ${callSid} and status in ('handed_off', 'in_progress')
-          and handoff_count <= ${handoff}
-        returning call_sid, tenant_id, status, end_reason, handoff_count, usage`;
+        select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at
+        from public.claim_call_stream(${callSid}, ${tenantId}::uuid, ${stream}::integer)`;
       return rows[0] ? callFromRow(rows[0]) : null;
+    });
+  }
+
+  touchCallStream(callSid: string, stream: number): Promise<void> {
+    return this.#run(async () => {
+      await this.#sql`
+        update public.calls set stream_seen_at = now()
+        where call_sid = ${callSid} and status = 'in_progress' and handoff_count = ${stream}`;
+    });
+  }
+
+  finalizeStaleCalls(): Promise<number> {
+    return this.#run(async () => {
+      const [row] = await this.#sql<{ finalized: number }[]>`
+        select public.finalize_stale_calls() as finalized`;
+      return row.finalized;
     });
   }
 

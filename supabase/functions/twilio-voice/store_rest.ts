@@ -113,13 +113,29 @@ class RestStoreBackend implements StoreBackend {
     if (!data || data.length === 0) throw noCallRowError(end.callSid);
   }
 
-  async resumeCall(callSid: string, handoff: number): Promise<CallRecord | null> {
-    const { data, error, status } = await this.#client.from("calls")
-      .update({ status: "in_progress", end_reason: null, handoff_count: handoff })
-      .eq("call_sid", callSid).in("status", ["handed_off", "in_progress"]).lte("handoff_count", handoff)
-      .select(CALL_COLUMNS).returns<CallDbRow[]>();
+  async claimCallStream(callSid: string, tenantId: string, stream: number): Promise<CallRecord | null> {
+    const { data, error, status } = await this.#client
+      .rpc("claim_call_stream", { p_call_sid: callSid, p_tenant_id: tenantId, p_stream: stream })
+      .select(CALL_COLUMNS);
     if (error) throw storeErrorFromPostgrest(status, error);
-    return data && data[0] ? callFromRow(data[0]) : null;
+    // `returns setof public.calls`: PostgREST answers with the rows, none when the claim is refused.
+    const [row] = (data ?? []) as unknown as CallDbRow[];
+    return row ? callFromRow(row) : null;
+  }
+
+  async touchCallStream(callSid: string, stream: number): Promise<void> {
+    // The worker's clock rather than the database's: PostgREST cannot say now() in an update.
+    // Workers run NTP-synced; the sweep's bound (minutes) dwarfs any skew.
+    const { error, status } = await this.#client.from("calls")
+      .update({ stream_seen_at: new Date().toISOString() })
+      .eq("call_sid", callSid).eq("status", "in_progress").eq("handoff_count", stream);
+    if (error) throw storeErrorFromPostgrest(status, error);
+  }
+
+  async finalizeStaleCalls(): Promise<number> {
+    const { data, error, status } = await this.#client.rpc("finalize_stale_calls");
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return typeof data === "number" ? data : 0;
   }
 
   async loadTurns(callSid: string): Promise<TurnRow[]> {

@@ -22,9 +22,11 @@ export interface CallDbRow {
   end_reason: string | null;
   handoff_count: number;
   usage: Record<string, number>;
+  /** A timestamptz: a Date from postgres.js, an ISO string from PostgREST. */
+  stream_seen_at: Date | string | null;
 }
 
-export const CALL_COLUMNS = "call_sid,tenant_id,status,end_reason,handoff_count,usage";
+export const CALL_COLUMNS = "call_sid,tenant_id,status,end_reason,handoff_count,usage,stream_seen_at";
 
 export interface TurnDbRow {
   tenant_id: string;
@@ -57,6 +59,7 @@ export function callFromRow(row: CallDbRow): CallRecord {
     endReason: row.end_reason,
     handoffCount: row.handoff_count,
     usage: row.usage,
+    streamClaimed: row.stream_seen_at !== null,
   };
 }
 

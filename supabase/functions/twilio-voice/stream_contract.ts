@@ -8,7 +8,7 @@
 
 import { isResumeMode, type ResumeMode, resumeModeOf } from "./handoff.ts";
 import type { CallRecord, CallStatus } from "./store.ts";
-import { isValidStreamToken, streamToken } from "./stream_token.ts";
+import { streamToken, verifyStreamToken } from "./stream_token.ts";
 import { connectStreamTwiml } from "./twiml.ts";
 
 /** Names of the <Parameter>s the webhook puts on the stream (handoff and resume only on a stream
@@ -19,6 +19,7 @@ export const STREAM_PARAMS = {
   token: "stream_token",
   handoff: "handoff",
   resume: "resume",
+  issuedAt: "issued_at",
 } as const;
 
 /** What the webhook tells the stream; `resume` only on a stream that continues a handed-off call. */
@@ -27,6 +28,8 @@ export interface StreamStart {
   toNumber: string;
   token: string;
   resume: { handoff: number; mode: ResumeMode } | null;
+  /** When the token was signed (unix seconds); -1 when the parameter is missing. */
+  issuedAt: number;
 }
 
 /** One stream of a call, as the webhook or the connect action starts it and the stream, once its
@@ -38,28 +41,51 @@ export interface StreamCall {
   resume: StreamStart["resume"];
 }
 
-/** The TwiML that starts a stream of `call`, with a token signing all of it (resume included). */
+/** The TwiML that starts a stream of `call`, with a token signing all of it (resume and the
+ * time of signing, `issuedAt` in unix seconds, included). */
 export async function signedStreamTwiml(
   authToken: string,
   urls: { actionUrl: string; streamUrl: string },
   call: StreamCall,
+  issuedAt: number,
 ): Promise<string> {
-  const token = await streamToken(authToken, { ...call, resume: resumeClaim(call.resume) });
-  return streamTwiml(urls, { tenantId: call.tenantId, toNumber: call.toNumber, token, resume: call.resume });
+  const token = await streamToken(authToken, { ...call, resume: resumeClaim(call.resume), issuedAt });
+  return streamTwiml(urls, {
+    tenantId: call.tenantId,
+    toNumber: call.toNumber,
+    token,
+    resume: call.resume,
+    issuedAt,
+  });
 }
 
-/** The stream's call from its `start` frame (CallSid and customParameters), or null when the
- * parameters are malformed or the token does not sign them. */
+export type StreamVerification =
+  | { ok: true; call: StreamCall }
+  | { ok: false; reason: "bad_stream_token" | "stream_token_expired" };
+
+/** The stream's call from its `start` frame (CallSid and customParameters), unless the parameters
+ * are malformed, the token does not sign them, or it was signed outside the window around `nowS`
+ * (unix seconds; stream_token.ts). */
 export async function verifyStreamStart(
   authToken: string,
   callSid: string,
   params: Record<string, string>,
-): Promise<StreamCall | null> {
+  nowS: number,
+): Promise<StreamVerification> {
   const start = parseStreamStart(params);
-  if (start === "invalid" || !start.token || !start.tenantId) return null;
+  if (start === "invalid" || !start.token || !start.tenantId) {
+    return { ok: false, reason: "bad_stream_token" };
+  }
   const call = { callSid, tenantId: start.tenantId, toNumber: start.toNumber, resume: start.resume };
-  const claims = { ...call, resume: resumeClaim(start.resume) };
-  return await isValidStreamToken(authToken, claims, start.token) ? call : null;
+  const claims = { ...call, resume: resumeClaim(start.resume), issuedAt: start.issuedAt };
+  switch (await verifyStreamToken(authToken, claims, start.token, nowS)) {
+    case "valid":
+      return { ok: true, call };
+    case "expired":
+      return { ok: false, reason: "stream_token_expired" };
+    case "invalid":
+      return { ok: false, reason: "bad_stream_token" };
+  }
 }
 
 /** The <Connect><Stream> TwiML for a first stream or (with `resume`) a resumed one. */
@@ -71,6 +97,7 @@ export function streamTwiml(
     [STREAM_PARAMS.tenantId]: start.tenantId,
     [STREAM_PARAMS.toNumber]: start.toNumber,
     [STREAM_PARAMS.token]: start.token,
+    [STREAM_PARAMS.issuedAt]: String(start.issuedAt),
   };
   if (start.resume) {
     parameters[STREAM_PARAMS.handoff] = String(start.resume.handoff);
@@ -80,8 +107,9 @@ export function streamTwiml(
 }
 
 /** The `start` frame's customParameters read back; "invalid" when the resume pair is malformed
- * (half present, a handoff number that is not 1..999999, an unknown mode). Missing strings are
- * "" so the token check rejects them. */
+ * (half present, a handoff number that is not 1..999999, an unknown mode) or the issue time is not
+ * a number of seconds. Missing strings are "" and a missing time -1, so the token check rejects
+ * them. */
 export function parseStreamStart(params: Record<string, string>): StreamStart | "invalid" {
   const handoff = params[STREAM_PARAMS.handoff];
   const mode = params[STREAM_PARAMS.resume];
@@ -90,11 +118,14 @@ export function parseStreamStart(params: Record<string, string>): StreamStart | 
     if (!/^[1-9][0-9]{0,5}$/.test(handoff ?? "") || !isResumeMode(mode)) return "invalid";
     resume = { handoff: Number(handoff), mode };
   }
+  const issuedAt = params[STREAM_PARAMS.issuedAt];
+  if (issuedAt !== undefined && !/^[0-9]{1,12}$/.test(issuedAt)) return "invalid";
   return {
     tenantId: params[STREAM_PARAMS.tenantId] ?? "",
     toNumber: params[STREAM_PARAMS.toNumber] ?? "",
     token: params[STREAM_PARAMS.token] ?? "",
     resume,
+    issuedAt: issuedAt === undefined ? -1 : Number(issuedAt),
   };
 }
 
@@ -109,6 +140,19 @@ export type AfterStream = "hang_up" | "apologize" | "resume";
 export interface LocalOutcome {
   status: CallStatus;
   reason: string;
+  /** Which stream of the call it was: 0 the first, n the one that resumed handoff n. */
+  stream: number;
+}
+
+/** This worker's outcome for the call, while it is still news: a connect action may beat the
+ * row's write, but once the row has been claimed by a later stream (handoff_count moved past the
+ * outcome's stream) that outcome is history, and a replayed connect action must not act on it. */
+export function currentLocalOutcome(
+  call: CallRecord | null,
+  local: LocalOutcome | null,
+): LocalOutcome | null {
+  if (local === null || call === null) return local;
+  return call.handoffCount === local.stream ? local : null;
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   afterStream,
+  currentLocalOutcome,
   type LocalOutcome,
   nextStream,
   parseStreamStart,
@@ -12,10 +13,19 @@ import {
 import type { CallRecord, CallStatus } from "./store.ts";
 
 function call(status: CallStatus, overrides: Partial<CallRecord> = {}): CallRecord {
-  return { callSid: "CA1", tenantId: "t", status, endReason: null, handoffCount: 0, usage: {}, ...overrides };
+  return {
+    callSid: "CA1",
+    tenantId: "t",
+    status,
+    endReason: null,
+    handoffCount: 0,
+    usage: {},
+    streamClaimed: true,
+    ...overrides,
+  };
 }
 
-const local = (status: CallStatus, reason = "x"): LocalOutcome => ({ status, reason });
+const local = (status: CallStatus, reason = "x", stream = 0): LocalOutcome => ({ status, reason, stream });
 
 Deno.test("a failed call gets the apology, a completed one a hang-up", () => {
   assert.equal(afterStream(call("failed"), null), "apologize");
@@ -63,12 +73,25 @@ Deno.test("the next stream is the next handoff, resumed as the handoff left the 
   );
 });
 
+Deno.test("this worker's outcome of a stream is history once a later stream claimed the row", () => {
+  const handedOff = local("handed_off", "handoff:quiet:listen", 1);
+  // The row not written yet: still at the stream that handed off.
+  assert.equal(currentLocalOutcome(call("in_progress", { handoffCount: 1 }), handedOff), handedOff);
+  // Resumed since (handoff_count 2): a connect action replayed now gets no resume from it.
+  const live = call("in_progress", { handoffCount: 2 });
+  assert.equal(currentLocalOutcome(live, handedOff), null);
+  assert.equal(afterStream(live, currentLocalOutcome(live, handedOff)), "apologize");
+  // Without the row the outcome is all there is.
+  assert.equal(currentLocalOutcome(null, handedOff), handedOff);
+});
+
 Deno.test("a stream's start parameters read back what the TwiML put on it", () => {
   const start = {
     tenantId: "t1",
     toNumber: "+14155550100",
     token: "tok",
     resume: { handoff: 2, mode: "reply" as const },
+    issuedAt: 1_796_300_000,
   };
   const twiml = streamTwiml({ actionUrl: "https://x/a", streamUrl: "wss://x/s" }, start);
   const params = Object.fromEntries(
@@ -84,11 +107,21 @@ Deno.test("a first stream carries no resume pair and a half or malformed pair is
     toNumber: "+1",
     token: "k",
     resume: null,
+    issuedAt: -1,
   });
   assert.deepEqual(parseStreamStart({ tenant_id: "t1", handoff: "1" }), "invalid");
   assert.deepEqual(parseStreamStart({ tenant_id: "t1", handoff: "0", resume: "reply" }), "invalid");
   assert.deepEqual(parseStreamStart({ tenant_id: "t1", handoff: "1", resume: "shout" }), "invalid");
-  assert.deepEqual(parseStreamStart({}), { tenantId: "", toNumber: "", token: "", resume: null });
+  assert.deepEqual(parseStreamStart({}), {
+    tenantId: "",
+    toNumber: "",
+    token: "",
+    resume: null,
+    issuedAt: -1,
+  });
+  for (const issuedAt of ["", "-5", "1e9", "12.5", "1".repeat(13)]) {
+    assert.deepEqual(parseStreamStart({ tenant_id: "t1", issued_at: issuedAt }), "invalid", issuedAt);
+  }
 });
 
 const URLS = { actionUrl: "https://x/a", streamUrl: "wss://x/s" };
@@ -99,11 +132,15 @@ function twimlParams(twiml: string): Record<string, string> {
   );
 }
 
+const NOW = 1_796_300_000;
+const refused = (reason: string) => ({ ok: false, reason });
+
 Deno.test("a stream started by signed TwiML verifies as the call it was signed for", async () => {
   for (const resume of [null, { handoff: 3, mode: "listen" as const }]) {
     const call = { callSid: "CA1", tenantId: "t1", toNumber: "+14155550100", resume };
-    const params = twimlParams(await signedStreamTwiml("auth", URLS, call));
-    assert.deepEqual(await verifyStreamStart("auth", "CA1", params), call);
+    const params = twimlParams(await signedStreamTwiml("auth", URLS, call, NOW));
+    assert.equal(params.issued_at, String(NOW));
+    assert.deepEqual(await verifyStreamStart("auth", "CA1", params, NOW + 2), { ok: true, call });
   }
 });
 
@@ -114,13 +151,31 @@ Deno.test("a stream whose parameters or call differ from what was signed is not 
     toNumber: "+1",
     resume: { handoff: 1, mode: "reply" as const },
   };
-  const params = twimlParams(await signedStreamTwiml("auth", URLS, call));
-  assert.equal(await verifyStreamStart("other", "CA1", params), null, "another auth token");
-  assert.equal(await verifyStreamStart("auth", "CA2", params), null, "another call");
-  assert.equal(await verifyStreamStart("auth", "CA1", { ...params, tenant_id: "t2" }), null);
-  assert.equal(await verifyStreamStart("auth", "CA1", { ...params, resume: "listen" }), null);
-  assert.equal(await verifyStreamStart("auth", "CA1", { ...params, handoff: "0" }), null, "malformed");
-  assert.equal(await verifyStreamStart("auth", "CA1", { ...params, stream_token: "" }), null);
+  const params = twimlParams(await signedStreamTwiml("auth", URLS, call, NOW));
+  const bad = refused("bad_stream_token");
+  const verify = (callSid: string, p: Record<string, string>, key = "auth") =>
+    verifyStreamStart(key, callSid, p, NOW);
+  assert.deepEqual(await verify("CA1", params, "other"), bad, "another auth token");
+  assert.deepEqual(await verify("CA2", params), bad, "another call");
+  assert.deepEqual(await verify("CA1", { ...params, tenant_id: "t2" }), bad);
+  assert.deepEqual(await verify("CA1", { ...params, resume: "listen" }), bad);
+  assert.deepEqual(await verify("CA1", { ...params, handoff: "0" }), bad, "malformed");
+  assert.deepEqual(await verify("CA1", { ...params, stream_token: "" }), bad);
+  assert.deepEqual(
+    await verify("CA1", { ...params, issued_at: String(NOW + 30) }),
+    bad,
+    "the time is signed",
+  );
+  const { issued_at: _i, ...noTime } = params;
+  assert.deepEqual(await verify("CA1", noTime), bad, "a token without its time");
   const { handoff: _h, resume: _r, ...firstStream } = params;
-  assert.equal(await verifyStreamStart("auth", "CA1", firstStream), null, "the resume claim is signed");
+  assert.deepEqual(await verify("CA1", firstStream), bad, "the resume claim is signed");
+});
+
+Deno.test("TwiML signed more than a minute ago, or too far ahead, starts no stream", async () => {
+  const call = { callSid: "CA1", tenantId: "t1", toNumber: "+1", resume: null };
+  const params = twimlParams(await signedStreamTwiml("auth", URLS, call, NOW));
+  assert.deepEqual(await verifyStreamStart("auth", "CA1", params, NOW + 61), refused("stream_token_expired"));
+  assert.deepEqual(await verifyStreamStart("auth", "CA1", params, NOW - 6), refused("stream_token_expired"));
+  assert.deepEqual(await verifyStreamStart("auth", "CA1", params, NOW + 60), { ok: true, call });
 });

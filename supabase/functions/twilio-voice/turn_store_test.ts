@@ -16,6 +16,7 @@ import {
   testDatabaseUrl,
   withAdmin,
 } from "./testing/test_database.ts";
+import { overriding } from "./testing/store_overrides.ts";
 
 interface LogLine {
   level: string;
@@ -42,21 +43,6 @@ async function seededCall(): Promise<{ tenant: SeededTenant; callSid: string }> 
     const tenant = await seedTenant(sql);
     return { tenant, callSid: await seedCall(sql, tenant) };
   });
-}
-
-/** The real backend with some methods replaced. */
-function overriding(backend: StoreBackend, overrides: Partial<StoreBackend>): StoreBackend {
-  return {
-    findNumberOwner: (phoneNumber) => backend.findNumberOwner(phoneNumber),
-    startCall: (call) => backend.startCall(call),
-    getCall: (callSid) => backend.getCall(callSid),
-    upsertTurns: (rows) => backend.upsertTurns(rows),
-    finishCall: (end) => backend.finishCall(end),
-    resumeCall: (callSid, handoff) => backend.resumeCall(callSid, handoff),
-    loadTurns: (callSid) => backend.loadTurns(callSid),
-    close: () => backend.close(),
-    ...overrides,
-  };
 }
 
 /** The real postgres backend, with scripted failures in front of it. */

@@ -7,18 +7,22 @@
 //   claim the request then runs as (set local role + request.jwt.claims, as PostgREST does);
 // - Accept-Profile / Content-Profile naming `public` when present (else 406 PGRST106);
 // - Prefer (return, resolution, missing), on_conflict, columns, filters, order, limit;
-// - JSON bodies whose keys are real columns (else 400 PGRST204).
+// - JSON bodies whose keys are real columns (else 400 PGRST204);
+// - POST /rest/v1/rpc/<function> with the named arguments as a JSON body (else 404 PGRST202).
 // Postgres errors come back as PostgREST forwards them: {code, message, details, hint} with the
 // status from https://docs.postgrest.org/en/v12/references/errors.html#http-status-codes.
 
 import postgres from "postgres";
 import {
+  findFunction,
   findTable,
+  type FunctionCache,
   insertStatement,
   parsePreferences,
   type PostgrestErrorBody,
   PostgrestRequestError,
   type Preferences,
+  rpcStatement,
   type SchemaCache,
   selectStatement,
   type SqlStatement,
@@ -176,6 +180,35 @@ async function loadSchemaCache(sql: postgres.Sql): Promise<SchemaCache> {
   return cache;
 }
 
+async function loadFunctionCache(sql: postgres.Sql): Promise<FunctionCache> {
+  const rows = await sql<
+    {
+      name: string;
+      arg_names: string[];
+      arg_types: string[];
+      defaults: number;
+      returns_set: boolean;
+      row_table: string | null;
+    }[]
+  >`
+    select p.proname as name, coalesce(p.proargnames, '{}') as arg_names,
+           array(select format_type(a.type, null) from unnest(p.proargtypes::oid[]) with ordinality
+                 as a(type, position) order by a.position) as arg_types,
+           p.pronargdefaults::integer as defaults, p.proretset as returns_set, rc.relname as row_table
+    from pg_proc p
+    join pg_namespace n on n.oid = p.pronamespace
+    join pg_type t on t.oid = p.prorettype
+    left join pg_class rc on rc.oid = t.typrelid and rc.relkind in ('r', 'v', 'p')
+    where n.nspname = 'public' and p.prokind = 'f'`;
+  return new Map(rows.map((row) => [row.name, {
+    name: row.name,
+    args: row.arg_types.map((type, index) => ({ name: row.arg_names[index], type })),
+    defaults: row.defaults,
+    returnsSet: row.returns_set,
+    rowTable: row.row_table,
+  }]));
+}
+
 function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
     status,
@@ -198,8 +231,10 @@ export async function startPostgrestContractServer(
 ): Promise<ContractServer> {
   const sql = postgres(options.databaseUrl, { max: 4, onnotice: () => {} });
   let schema: SchemaCache;
+  let functions: FunctionCache;
   try {
     schema = await loadSchemaCache(sql);
+    functions = await loadFunctionCache(sql);
   } catch (error) {
     await sql.end({ timeout: 5 });
     throw error;
@@ -288,12 +323,16 @@ export async function startPostgrestContractServer(
   }
 
   async function execute(caller: Caller, statement: SqlStatement): Promise<unknown[] | null> {
+    return await executeBody(caller, statement) as unknown[] | null;
+  }
+
+  async function executeBody(caller: Caller, statement: SqlStatement): Promise<unknown> {
     try {
       return await sql.begin(async (tx) => {
         await tx.unsafe(`set local role "${caller.role.replaceAll('"', '""')}"`);
         await tx`select set_config('request.jwt.claims', ${JSON.stringify(caller.claims)}, true)`;
         const rows = await tx.unsafe(statement.text, statement.params);
-        return statement.returnsBody ? (rows[0] as unknown as { body: unknown[] }).body : null;
+        return statement.returnsBody ? (rows[0] as unknown as { body: unknown }).body : null;
       });
     } catch (error) {
       const { code, message, detail, hint } = error as Record<string, string | undefined>;
@@ -307,8 +346,29 @@ export async function startPostgrestContractServer(
     }
   }
 
+  /** POST /rest/v1/rpc/<function>: the JSON body's keys are the named arguments; 200 with the
+   * rows (a set-returning function) or the value, as PostgREST answers. */
+  async function answerRpc(request: Request, name: string): Promise<Response> {
+    if (request.method !== "POST") {
+      return jsonResponse(405, {
+        code: "PGRST117",
+        message: `the contract server implements RPC by POST only, not ${request.method}`,
+        details: null,
+        hint: null,
+      });
+    }
+    const caller = await authenticate(request);
+    checkProfile(request);
+    const body = await readJsonBody(request);
+    const fn = findFunction(functions, name, body);
+    const query = new URL(request.url).searchParams;
+    return jsonResponse(200, await executeBody(caller, rpcStatement(fn, schema, query, body)));
+  }
+
   async function answer(request: Request): Promise<Response> {
     const url = new URL(request.url);
+    const rpc = /^\/rest\/v1\/rpc\/([^/]+)$/.exec(url.pathname);
+    if (rpc) return await answerRpc(request, decodeURIComponent(rpc[1]));
     const match = /^\/rest\/v1\/([^/]+)$/.exec(url.pathname);
     if (!match) {
       return jsonResponse(404, {

@@ -334,3 +334,64 @@ export function updateStatement(
     whereClause(table, query, params);
   return { ...wrapReturning(statement, table, query, prefs), params: params.values };
 }
+
+/** A function of the public schema as PostgREST's schema cache knows it, for POST /rest/v1/rpc/<name>. */
+export interface FunctionSchema {
+  name: string;
+  /** Argument names in order, with their types. */
+  args: { name: string; type: string }[];
+  /** How many of the trailing arguments have defaults. */
+  defaults: number;
+  returnsSet: boolean;
+  /** The table whose rows it returns (`returns setof public.calls`), or null for a scalar. */
+  rowTable: string | null;
+}
+
+export type FunctionCache = Map<string, FunctionSchema>;
+
+/** The function a JSON body calls: PostgREST picks it by name and the body's keys, every argument
+ * without a default given, no unknown key (else 404 PGRST202). */
+export function findFunction(functions: FunctionCache, name: string, body: unknown): FunctionSchema {
+  const fn = functions.get(name);
+  const [object] = bodyObjects(body ?? {}, false);
+  const keys = Object.keys(object);
+  const required = fn?.args.slice(0, fn.args.length - fn.defaults).map((arg) => arg.name) ?? [];
+  if (
+    !fn || keys.some((key) => !fn.args.some((arg) => arg.name === key)) ||
+    required.some((arg) => !keys.includes(arg))
+  ) {
+    throw refuse(
+      404,
+      "PGRST202",
+      `Could not find the function public.${name}(${keys.join(", ")}) in the schema cache`,
+    );
+  }
+  return fn;
+}
+
+/** The call of `fn` with the body's named arguments: a JSON array of rows (`select` applies) for
+ * a set-returning function, the bare value otherwise, as PostgREST answers an RPC. */
+export function rpcStatement(
+  fn: FunctionSchema,
+  schema: SchemaCache,
+  query: URLSearchParams,
+  body: unknown,
+): SqlStatement {
+  const [object] = bodyObjects(body ?? {}, false);
+  const params = new Params();
+  const args = fn.args.filter((arg) => arg.name in object).map((arg) =>
+    `${quoteIdent(arg.name)} => ${params.add(encodeValue(object[arg.name], arg.type))}::${arg.type}`
+  );
+  const call = `public.${quoteIdent(fn.name)}(${args.join(", ")})`;
+  if (fn.rowTable === null) {
+    return {
+      text: `select to_json(${fn.returnsSet ? `array(select ${call})` : call}) as body`,
+      params: params.values,
+      returnsBody: true,
+    };
+  }
+  const select = selectList(findTable(schema, fn.rowTable), query.get("select"));
+  const text = `select ${fn.returnsSet ? "coalesce(json_agg(r), '[]'::json)" : "to_json(r)"} as body ` +
+    `from (select ${select} from ${call} f) r`;
+  return { text, params: params.values, returnsBody: true };
+}

@@ -109,6 +109,7 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
       endReason: null,
       handoffCount: 0,
       usage: {},
+      streamClaimed: false,
     });
     const rows = await withAdmin((sql) =>
       sql`select from_number, to_number from public.calls where call_sid = ${callSid}`
@@ -212,6 +213,7 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
       endReason: "caller_hung_up",
       handoffCount: 0,
       usage,
+      streamClaimed: false,
     });
     const [row] = await withAdmin((sql) =>
       sql<{ ended_at: Date }[]>`select ended_at from public.calls where call_sid = ${callSid}`
@@ -267,40 +269,116 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
       endReason: "handoff:quiet:listen",
       handoffCount: 0,
       usage,
+      streamClaimed: false,
     });
     assertEquals(await handoffTimes(callSid), { endedAt: null, handedOffAt: at });
   });
 
-  backendTest("resumes a handed-off call: in_progress again, the handoff counted once", async (backend) => {
-    const tenant = await withAdmin((sql) => seedTenant(sql));
-    const callSid = await withAdmin((sql) => seedCall(sql, tenant));
-    const usage = { input_tokens: 10 };
-    await backend.finishCall({ callSid, status: "handed_off", endReason: "handoff:forced:reply", usage });
-    const resumed = {
-      callSid,
-      tenantId: tenant.tenantId,
-      status: "in_progress",
-      endReason: null,
-      handoffCount: 1,
-      usage,
-    };
-    assertEquals(await backend.resumeCall(callSid, 1), resumed);
-    // Twilio may retry the connect action, or a late handoff write may land again: still one.
-    assertEquals(await backend.resumeCall(callSid, 1), resumed);
-    assertEquals((await backend.getCall(callSid))?.handoffCount, 1);
-    // A stream of an older handoff cannot take the call back.
-    await backend.finishCall({ callSid, status: "handed_off", endReason: "handoff:quiet:listen", usage });
-    assertEquals((await backend.resumeCall(callSid, 2))?.handoffCount, 2);
-    assertEquals(await backend.resumeCall(callSid, 1), null);
-    assertEquals((await backend.getCall(callSid))?.handoffCount, 2);
-  });
+  backendTest(
+    "a call's first stream claims it once: a replayed token's claim gets nothing",
+    async (backend) => {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const other = await withAdmin((sql) => seedTenant(sql));
+      const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+      assertEquals(await backend.claimCallStream(callSid, other.tenantId, 0), null, "another tenant's claim");
+      assertEquals((await backend.getCall(callSid))?.streamClaimed, false);
+      const claimed = await backend.claimCallStream(callSid, tenant.tenantId, 0);
+      assertEquals(claimed, {
+        callSid,
+        tenantId: tenant.tenantId,
+        status: "in_progress",
+        endReason: null,
+        handoffCount: 0,
+        usage: {},
+        streamClaimed: true,
+      });
+      assertEquals(await backend.claimCallStream(callSid, tenant.tenantId, 0), null);
+      assertEquals(await backend.getCall(callSid), claimed);
+      assertEquals(await backend.claimCallStream(newCallSid(), tenant.tenantId, 0), null);
+    },
+  );
 
-  backendTest("does not resume a call that has ended, or one it has never seen", async (backend) => {
+  backendTest(
+    "a resume claims its handoff once, only while the row is handed off after the one before",
+    async (backend) => {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+      const usage = { input_tokens: 10 };
+      await backend.claimCallStream(callSid, tenant.tenantId, 0);
+      assertEquals(await backend.claimCallStream(callSid, tenant.tenantId, 1), null, "the call is live");
+      await backend.finishCall({ callSid, status: "handed_off", endReason: "handoff:forced:reply", usage });
+      assertEquals(await backend.claimCallStream(callSid, tenant.tenantId, 2), null, "not the next handoff");
+      const resumed = {
+        callSid,
+        tenantId: tenant.tenantId,
+        status: "in_progress",
+        endReason: null,
+        handoffCount: 1,
+        usage,
+        streamClaimed: true,
+      };
+      assertEquals(await backend.claimCallStream(callSid, tenant.tenantId, 1), resumed);
+      // The same resume token used again: the compare-and-set has moved on.
+      assertEquals(await backend.claimCallStream(callSid, tenant.tenantId, 1), null);
+      assertEquals(await backend.getCall(callSid), resumed);
+      await backend.finishCall({ callSid, status: "handed_off", endReason: "handoff:quiet:listen", usage });
+      assertEquals(await backend.claimCallStream(callSid, tenant.tenantId, 1), null, "an older handoff");
+      assertEquals((await backend.claimCallStream(callSid, tenant.tenantId, 2))?.handoffCount, 2);
+      assertEquals((await backend.getCall(callSid))?.handoffCount, 2, "one per handoff");
+    },
+  );
+
+  backendTest("no stream claims a call that has ended", async (backend) => {
     const tenant = await withAdmin((sql) => seedTenant(sql));
     const callSid = await withAdmin((sql) => seedCall(sql, tenant));
     await backend.finishCall({ callSid, status: "completed", endReason: "twilio_stop", usage: {} });
-    assertEquals(await backend.resumeCall(callSid, 1), null);
+    assertEquals(await backend.claimCallStream(callSid, tenant.tenantId, 0), null);
+    assertEquals(await backend.claimCallStream(callSid, tenant.tenantId, 1), null);
     assertEquals((await backend.getCall(callSid))?.status, "completed");
-    assertEquals(await backend.resumeCall(newCallSid(), 1), null);
+  });
+
+  backendTest(
+    "the heartbeat refreshes stream_seen_at only while the row is the stream's",
+    async (backend) => {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+      await backend.claimCallStream(callSid, tenant.tenantId, 0);
+      const setSeen = (at: string) =>
+        withAdmin((sql) =>
+          sql`update public.calls set stream_seen_at = ${at}::timestamptz where call_sid = ${callSid}`
+        );
+      const seen = () =>
+        withAdmin(async (sql) => {
+          const [row] = await sql<{ stream_seen_at: Date }[]>`
+          select stream_seen_at from public.calls where call_sid = ${callSid}`;
+          return row.stream_seen_at.getTime();
+        });
+      await setSeen("2026-01-01T00:00:00Z");
+      await backend.touchCallStream(callSid, 0);
+      assert(Date.now() - (await seen()) < 60_000, "refreshed");
+      await setSeen("2026-01-01T00:00:00Z");
+      await backend.touchCallStream(callSid, 1);
+      assertEquals(await seen(), Date.parse("2026-01-01T00:00:00Z"), "another stream's beat");
+      await backend.finishCall({ callSid, status: "completed", endReason: "twilio_stop", usage: {} });
+      await backend.touchCallStream(callSid, 0);
+      assertEquals(await seen(), Date.parse("2026-01-01T00:00:00Z"), "an ended call");
+    },
+  );
+
+  backendTest("the sweep finalizes calls with no sign of life and leaves live ones", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const [stale, live] = await withAdmin(async (
+      sql,
+    ) => [await seedCall(sql, tenant), await seedCall(sql, tenant)]);
+    await withAdmin((sql) =>
+      sql`update public.calls set started_at = now() - interval '10 minutes' where call_sid = ${stale}`
+    );
+    assert((await backend.finalizeStaleCalls()) >= 1);
+    const status = async (callSid: string) => {
+      const call = await backend.getCall(callSid);
+      return [call?.status, call?.endReason];
+    };
+    assertEquals(await status(stale), ["failed", "stale: the stream never opened"]);
+    assertEquals(await status(live), ["in_progress", null]);
   });
 }

@@ -1,0 +1,20 @@
+// A real StoreBackend with some of its methods replaced, for tests that script a failure in front
+// of the database (a lookup that resets, a claim the store cannot answer, ...).
+
+import type { StoreBackend } from "../store.ts";
+
+export function overriding(backend: StoreBackend, overrides: Partial<StoreBackend>): StoreBackend {
+  return {
+    findNumberOwner: (phoneNumber) => backend.findNumberOwner(phoneNumber),
+    startCall: (call) => backend.startCall(call),
+    getCall: (callSid) => backend.getCall(callSid),
+    upsertTurns: (rows) => backend.upsertTurns(rows),
+    finishCall: (end) => backend.finishCall(end),
+    claimCallStream: (callSid, tenantId, stream) => backend.claimCallStream(callSid, tenantId, stream),
+    touchCallStream: (callSid, stream) => backend.touchCallStream(callSid, stream),
+    finalizeStaleCalls: () => backend.finalizeStaleCalls(),
+    loadTurns: (callSid) => backend.loadTurns(callSid),
+    close: () => backend.close(),
+    ...overrides,
+  };
+}
