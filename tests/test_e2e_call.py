@@ -100,12 +100,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _call(project: Path, *args: str) -> dict:
+def _call(project: Path, *args: str, exit_code: int = 0) -> dict:
     result = subprocess.run([sys.executable, "-m", "supactl", "call", "--json", *args], cwd=project,
                             capture_output=True, text=True, timeout=120,
                             env={k: v for k, v in os.environ.items() if k != "TWILIO_AUTH_TOKEN"})
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    parsed = json.loads(result.stdout)
+    assert parsed["ok"] is (exit_code == 0)
+    return parsed if exit_code == 0 else parsed["report"]
 
 
 @pytest.fixture(scope="module")
@@ -176,13 +178,13 @@ def test_unreachable_model_ends_with_the_apology_and_a_failed_call_on_sigint(pro
         dev = DevProcess(project, {"OPENAI_API_KEY": "sk-test-unreachable-model-key",
                                    "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{dead_port}/v1/realtime"})
         try:
-            report = _call(project)
+            report = _call(project, exit_code=5)  # a smoke test that got no reply has failed
             assert report["ended_by"] == "function"
             assert report["says"] and report["frames_received"] == 0
             call, turns = PostgresCallLog(dev.env["SUPABASE_DB_URL"]).call_with_turns(report["call_sid"])
             assert call.status == "failed" and turns == []
             pids = dev.started_pids()
-            assert dev.stop(signal.SIGINT) == 0
+            assert dev.stop(signal.SIGINT) == 130
             time.sleep(0.5)
             assert [pid for pid in pids if _alive(pid)] == []
             assert "sk-test-unreachable-model-key" not in "\n".join(dev.lines)
@@ -202,3 +204,34 @@ def test_dev_demo_places_one_call_prints_it_and_stops(project):
     assert "function | stopped" in result.stdout
     postmaster = project / ".supactl" / "postgres" / "pgdata" / "postmaster.pid"
     assert not postmaster.exists()  # the Postgres it started is stopped; the data stays
+
+
+def test_a_killed_dev_leaves_nothing_dev_stop_cannot_clean_up(project):
+    """Issue 14, problem 10: after kill -9 of `supactl dev`, Postgres and Deno kept running."""
+    dev = DevProcess(project, {})
+    pids = dev.started_pids()
+    try:
+        status = subprocess.run([sys.executable, "-m", "supactl", "dev", "status", "--json"], cwd=project,
+                                capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0 and json.loads(status.stdout)["pid"] == dev.process.pid
+        dev.process.kill()  # SIGKILL to supactl only: its children are left behind
+        dev.process.wait(10)
+        assert [pid for pid in pids if _alive(pid)] != []
+        stopped = subprocess.run([sys.executable, "-m", "supactl", "dev", "stop", "--json"], cwd=project,
+                                 capture_output=True, text=True, timeout=60)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "Postgres" in json.loads(stopped.stdout)["stopped"]
+        time.sleep(0.5)
+        assert [pid for pid in pids if _alive(pid)] == []
+        assert "RuntimeDirWarning" not in stopped.stderr + "\n".join(dev.lines)
+    finally:
+        dev.kill()
+
+
+def test_ctrl_c_exits_130_and_prints_nothing_from_child_processes(project):
+    dev = DevProcess(project, {})
+    lines_before = len(dev.lines)
+    assert dev.stop(signal.SIGINT) == 130
+    time.sleep(0.3)
+    after = dev.lines[lines_before:]
+    assert all(line.split("|")[0].strip() in ("function", "postgres", "model", "dev") for line in after), after

@@ -21,7 +21,8 @@ def smoke_test_failure(report) -> str | None:
     if report.protocol_errors:
         return f"the stream broke the protocol or the model failed: {report.protocol_errors[0]}"
     if report.frames_received == 0:
-        return "no audio came back from the function"
+        said = f" (it said: {report.says[0]!r} and hung up)" if report.says and report.ended_by == "function" else ""
+        return f"no audio came back from the function{said}"
     if not report.latencies_ms:
         return "no reply after the caller spoke"
     return None

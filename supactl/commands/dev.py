@@ -57,8 +57,12 @@ def dev(
 
     require_local_stack()
     stop = threading.Event()
+    interrupted = threading.Event()
 
     def on_signal(signum, frame) -> None:
+        # Ctrl-C is an interrupt (130); SIGTERM (`dev stop`, a service manager) a requested, clean stop (0).
+        if signum == signal.SIGINT:
+            interrupted.set()
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -67,7 +71,7 @@ def dev(
     try:
         info = stack.start()
         if stop.is_set():
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise typer.Exit(EXIT_INTERRUPTED if interrupted.is_set() else 0)
         _print_info(info, demo)
         if demo:
             from supactl.commands.call import print_call_report
@@ -80,10 +84,10 @@ def dev(
             code = stack.function_exited()
             if code is not None:
                 raise DevStackError(f"the function exited (code {code}); its log is above")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED if interrupted.is_set() else 0)
     except SupactlError:
-        if stop.is_set():  # whatever start-up step a Ctrl-C cut short, it is an interrupt
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+        if stop.is_set():  # whatever start-up step a signal cut short, it was asked to stop
+            raise typer.Exit(EXIT_INTERRUPTED if interrupted.is_set() else 0) from None
         raise
     finally:
         stack.stop()

