@@ -202,6 +202,9 @@ def test_dev_demo_places_one_call_prints_it_and_stops(project):
     assert "reply latency" in result.stdout and "p50" in result.stdout
     assert "[loopback] playing back your" in result.stdout
     assert "function | stopped" in result.stdout
+    assert "try, in this folder" not in result.stdout  # nothing runs to try once --demo has stopped
+    assert result.stdout.rstrip().endswith("keeps it running for `supactl call`")
+    assert "RuntimeDirWarning" not in result.stderr
     postmaster = project / ".supactl" / "postgres" / "pgdata" / "postmaster.pid"
     assert not postmaster.exists()  # the Postgres it started is stopped; the data stays
 
