@@ -162,7 +162,10 @@ def all_settings(*checks: Callable[[], Any]) -> list[Any]:
             results.append(check())
         except ConfigError as exc:
             results.append(None)
-            problems.extend(getattr(exc, "problems", [exc]))
+            for problem in getattr(exc, "problems", [exc]):
+                # One broken .env fails every lookup the same way: report it once.
+                if all(problem.message != seen.message for seen in problems):
+                    problems.append(problem)
     if len(problems) == 1:
         raise problems[0]
     if problems:

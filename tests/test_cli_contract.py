@@ -241,3 +241,9 @@ def test_a_call_to_a_function_that_is_not_there_fails_before_any_report_is_lost(
     result = run("call", "http://127.0.0.1:9/functions/v1/twilio-voice", "--auth-token", "t0ken-123",
                  "--to", "+14155550000", "--record", str(tmp_path / "heard.wav"), "--json")
     assert result.exit_code != 0 and json.loads(result.stdout)["ok"] is False
+
+
+def test_up_reports_a_broken_dotenv_once_not_once_per_setting(project):
+    (project / ".env").write_text('SUPABASE_ACCESS_TOKEN="sbp_unterminated\n')
+    result = run("up")
+    assert result.exit_code == 2 and result.stderr.count("cannot parse") == 1, result.stderr
