@@ -16,6 +16,7 @@ from supactl.commands import cloud as cloud_commands, secrets as secrets_command
 from supactl.commands._output import CONTEXT, HELP_MARKUP, SupactlGroup
 from supactl.commands.members import members_app
 from supactl.commands.selfhost import selfhost_app
+from supactl.commands.tools import tools_app
 from supactl.commands.twilio import twilio_app
 
 app = typer.Typer(
@@ -54,6 +55,7 @@ app.add_typer(calls_commands.calls_app, name="calls")
 app.add_typer(secrets_commands.secrets_app, name="secrets")
 app.add_typer(members_app, name="members")
 app.add_typer(selfhost_app, name="selfhost")
+app.add_typer(tools_app, name="tools")
 cloud_commands.register(app)
 
 

@@ -67,6 +67,10 @@ BAD_INPUT = [
     (["twilio", "link-number", "12"], 1, "E.164"),
     (["dev", "status"], 5, "no `supactl dev` is running"),
     (["selfhost", "manifests"], 64, "Missing option"),
+    (["tools", "list"], 2, "no database URL"),
+    (["tools", "add", "t", "--tenant", "x", "--description", "d"], 1, "exactly one of"),
+    (["tools", "add", "t", "--tenant", "x", "--description", "d", "--end-call", "--parameters", "{no"], 1, "is not JSON"),
+    (["tools", "signing-key"], 64, "Missing option"),
     (["tenants", "list", "--no-such-flag"], 64, "No such option"),
     (["no-such-command"], 64, "No such command"),
 ]

@@ -136,3 +136,28 @@ def test_a_tenant_user_reads_and_edits_only_its_own_tools_and_never_the_signing_
             user.execute("insert into public.tenant_tools (tenant_id, name, description, kind) "
                          "values (%s, 'sneaky', 'x', 'end_call')", (theirs.id,))
     assert {t.name for t in tools.list_tools(conn)} >= {"mine", "theirs"}
+
+
+def test_the_tools_commands_add_list_remove_and_show_the_key(db_url, conn, tenant):
+    from typer.testing import CliRunner
+
+    from supactl.cli import app
+
+    def run(*args: str):
+        return CliRunner().invoke(app, ["tools", *args, "--db-url", db_url])
+
+    added = run("add", "lookup", "--tenant", tenant, "--description", "Look up", "--url", "https://t.example/x",
+                "--parameters", json.dumps(LOOKUP_SCHEMA), "--json")
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["tool"]["target"] == "https://t.example/x"
+    listed = json.loads(run("list", "--tenant", tenant, "--json").stdout)
+    assert [t["name"] for t in listed["tools"]] == ["lookup"]
+    key = run("signing-key", "--tenant", tenant).stdout.strip()
+    assert key == tools.signing_key(conn, tenant)
+    assert key not in run("list", "--tenant", tenant).stdout
+    bad = run("add", "x", "--tenant", tenant, "--description", "x", "--url", "ftp://nope", "--json")
+    assert bad.exit_code == 1 and json.loads(bad.stdout)["ok"] is False
+    both = run("add", "x", "--tenant", tenant, "--description", "x", "--end-call", "--transfer-to", "+14155550100")
+    assert both.exit_code == 1 and "exactly one of" in both.output
+    assert run("remove", "lookup", "--tenant", tenant).exit_code == 0
+    assert run("remove", "lookup", "--tenant", tenant).exit_code == 1
