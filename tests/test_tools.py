@@ -161,3 +161,31 @@ def test_the_tools_commands_add_list_remove_and_show_the_key(db_url, conn, tenan
     assert both.exit_code == 1 and "exactly one of" in both.output
     assert run("remove", "lookup", "--tenant", tenant).exit_code == 0
     assert run("remove", "lookup", "--tenant", tenant).exit_code == 1
+
+
+def test_tool_calls_show_between_the_turns_and_only_to_their_tenant(db_url, conn, tenant):
+    from supactl.database.call_log import PostgresCallLog, transcript_lines
+
+    tenant_id, other = (str(conn.execute("select id from public.tenants where name = %s", (name,)).fetchone()[0])
+                        for name in (tenant, add_tenant(conn, f"other-{uuid.uuid4()}").name))
+    sid = "CA" + uuid.uuid4().hex
+    conn.execute("insert into public.calls (call_sid, tenant_id, transfer_to, transfer_outcome) "
+                 "values (%s, %s, '+14155550199', 'no-answer')", (sid, tenant_id))
+    for seq, role, text in ((0, "assistant", "Hello"), (1, "user", "Where is my order?"), (3, "assistant", "Shipped")):
+        conn.execute("insert into public.call_turns (tenant_id, call_sid, role, text, item_id, seq) "
+                     "values (%s, %s, %s, %s, %s, %s)", (tenant_id, sid, role, text, f"item_{seq}", seq))
+    conn.execute("insert into public.call_tool_calls (tenant_id, call_sid, seq, call_id, name, arguments, output, "
+                 "status, duration_ms) values (%s, %s, 2, 'call_1', 'lookup', '{\"order_id\": \"7\"}', "
+                 "'{\"status\": \"shipped\"}', 'ok', 42)", (tenant_id, sid))
+    call, turns = PostgresCallLog(db_url).call_with_turns(sid)
+    assert [t.role for t in turns] == ["assistant", "user", "tool", "assistant"]
+    lines = transcript_lines(turns)
+    assert lines[2]["tool"] == {"name": "lookup", "arguments": {"order_id": "7"}, "output": '{"status": "shipped"}',
+                                "status": "ok", "duration_ms": 42}
+    assert (call.transfer_to, call.transfer_outcome) == ("+14155550199", "no-answer")
+    with psycopg.connect(db_url) as user:
+        for who, seen in ((tenant_id, 1), (other, 0)):
+            _as_tenant_user(user, who)
+            assert user.execute("select count(*) from public.call_tool_calls where call_sid = %s",
+                                (sid,)).fetchone()[0] == seen
+            user.rollback()

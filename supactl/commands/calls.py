@@ -92,7 +92,9 @@ def calls_show(
                         ("from / to", f"{call.from_number} -> {call.to_number}"),
                         ("started / ended", f"{_when(call.started_at)} / {_when(call.ended_at)}"),
                         ("status", call.status + (f" ({call.end_reason})" if call.end_reason else "")),
-                        ("handoffs", str(call.handoff_count)), ("usage", json.dumps(call.usage))):
+                        ("handoffs", str(call.handoff_count)), ("usage", json.dumps(call.usage)),
+                        *((("transfer", f"{call.transfer_to} ({call.transfer_outcome or 'pending'})"),)
+                          if call.transfer_to else ())):
         head.add_row(name, escape(value))
     console.print(head)
     transcript = Table("#", "Role", "Text", "Interrupted")

@@ -17,8 +17,9 @@ from supactl.database.jwt_tokens import claims_of
 from supactl.errors import SupactlError
 
 _CALL_COLUMNS = ("call_sid", "tenant_id", "from_number", "to_number", "started_at", "ended_at", "status",
-                 "end_reason", "usage", "handoff_count")
+                 "end_reason", "usage", "handoff_count", "transfer_to", "transfer_outcome")
 _TURN_COLUMNS = ("seq", "role", "text", "interrupted", "item_id", "created_at")
+_TOOL_CALL_COLUMNS = ("seq", "name", "arguments", "output", "status", "duration_ms", "call_id", "created_at")
 
 
 class CallNotFound(SupactlError):
@@ -37,6 +38,8 @@ class Call:
     end_reason: str | None
     usage: dict[str, Any]
     handoff_count: int
+    transfer_to: str | None = None
+    transfer_outcome: str | None = None
     tenant_name: str | None = None
 
 
@@ -48,6 +51,8 @@ class Turn:
     interrupted: bool
     item_id: str
     created_at: datetime | str
+    # Set on the conversation's tool calls (role "tool"): name, arguments, output, status, duration_ms.
+    tool: dict[str, Any] | None = None
 
 
 class CallLog(Protocol):
@@ -116,7 +121,12 @@ class PostgresCallLog:
             f"select {', '.join(_TURN_COLUMNS)} from public.call_turns where call_sid = %s order by seq, id",
             (call_sid,),
         )
-        return _call(rows[0]), [Turn(*row) for row in turns]
+        tool_calls = self._query(
+            f"select {', '.join(_TOOL_CALL_COLUMNS)} from public.call_tool_calls where call_sid = %s order by seq, id",
+            (call_sid,),
+        )
+        return _call(rows[0]), _in_order([Turn(*row) for row in turns],
+                                          [dict(zip(_TOOL_CALL_COLUMNS, row)) for row in tool_calls])
 
 
 class SupabaseCallLog:
@@ -156,7 +166,21 @@ class SupabaseCallLog:
             raise _not_found(call_sid, True)
         turns = self._run(self.client.table("call_turns").select(",".join(_TURN_COLUMNS))
                           .eq("call_sid", call_sid).order("seq"))
-        return _call_from_json(rows[0]), [Turn(**{c: t[c] for c in _TURN_COLUMNS}) for t in turns]
+        tool_calls = self._run(self.client.table("call_tool_calls").select(",".join(_TOOL_CALL_COLUMNS))
+                               .eq("call_sid", call_sid).order("seq"))
+        return _call_from_json(rows[0]), _in_order([Turn(**{c: t[c] for c in _TURN_COLUMNS}) for t in turns],
+                                                   tool_calls)
+
+
+def _in_order(turns: list[Turn], tool_calls: list[dict[str, Any]]) -> list[Turn]:
+    """Turns and tool calls in conversation order: they share the seq numbering."""
+    as_turns = [
+        Turn(seq=t["seq"], role="tool", item_id=t["call_id"], created_at=t["created_at"], interrupted=False,
+             text=f"{t['name']} {t['status']} in {t['duration_ms']} ms: {t['output'][:200]}",
+             tool={k: t[k] for k in ("name", "arguments", "output", "status", "duration_ms")})
+        for t in tool_calls
+    ]
+    return sorted([*turns, *as_turns], key=lambda turn: turn.seq)
 
 
 def _call(row: tuple) -> Call:
@@ -194,4 +218,5 @@ def wait_until_final(log: CallLog, call_sid: str, timeout_s: float = 5.0) -> tup
 
 
 def transcript_lines(turns: list[Turn]) -> list[dict[str, Any]]:
-    return [{"seq": t.seq, "role": t.role, "text": t.text, "interrupted": t.interrupted} for t in turns]
+    return [{"seq": t.seq, "role": t.role, "text": t.text, "interrupted": t.interrupted,
+             **({"tool": t.tool} if t.tool is not None else {})} for t in turns]
