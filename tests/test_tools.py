@@ -189,3 +189,18 @@ def test_tool_calls_show_between_the_turns_and_only_to_their_tenant(db_url, conn
             assert user.execute("select count(*) from public.call_tool_calls where call_sid = %s",
                                 (sid,)).fetchone()[0] == seen
             user.rollback()
+
+
+def test_the_dev_demo_tools_are_idempotent_and_the_lookup_cannot_see_the_neighbours_order(db_url, conn, tenant):
+    from supactl.dev_stack.demo_tools import add_demo_tools
+
+    tenant_id = str(conn.execute("select id from public.tenants where name = %s", (tenant,)).fetchone()[0])
+    assert add_demo_tools(conn, tenant_id) == ["lookup_order", "transfer_to_human", "end_call"]
+    assert add_demo_tools(conn, tenant_id) == []
+    with psycopg.connect(db_url) as user:
+        _as_tenant_user(user, tenant_id)
+        mine = user.execute("select demo.lookup_order('{\"order_id\": \"1001\"}')").fetchone()[0]
+        theirs = user.execute("select demo.lookup_order('{\"order_id\": \"2002\"}')").fetchone()[0]
+    assert mine == {"order_id": "1001", "status": "shipped"}
+    assert theirs == {"error": "no order 2002 for this caller"}
+    assert conn.execute("select count(*) from demo.orders where order_id = '2002'").fetchone()[0] == 1

@@ -576,6 +576,8 @@ def _sample_arguments(schema: dict[str, Any]) -> dict[str, Any]:
         spec = properties.get(name) or {}
         if spec.get("enum"):
             out[name] = spec["enum"][0]
+        elif spec.get("examples"):
+            out[name] = spec["examples"][0]
         else:
             kind = spec.get("type")
             out[name] = samples.get(kind if isinstance(kind, str) else "string", "loopback")

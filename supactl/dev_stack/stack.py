@@ -214,6 +214,7 @@ class DevStack:
         from supactl.database import tenants
         from supactl.database.connection import apply_local_bootstrap, connect
         from supactl.database.migrations import push
+        from supactl.dev_stack.demo_tools import add_demo_tools
         from supactl.project_files import bundled_migrations_dir
 
         apply_local_bootstrap(db_url)
@@ -226,14 +227,20 @@ class DevStack:
             owners = {n.phone_number: n for n in tenants.list_numbers(conn)}
             if DEMO_NUMBER in owners:
                 owner = owners[DEMO_NUMBER]
-                return owner.tenant_id, owner.tenant_name, DEMO_NUMBER
-            try:
-                tenant = tenants.find_tenant(conn, DEMO_TENANT)
-            except tenants.TenantError:
-                tenant = tenants.add_tenant(conn, DEMO_TENANT)
-            tenants.add_number(conn, DEMO_NUMBER, tenant.id)
-            self.log("postgres", f"created demo tenant {tenant.name!r} with number {DEMO_NUMBER}")
-            return tenant.id, tenant.name, DEMO_NUMBER
+                tenant_id, tenant_name = owner.tenant_id, owner.tenant_name
+            else:
+                try:
+                    tenant = tenants.find_tenant(conn, DEMO_TENANT)
+                except tenants.TenantError:
+                    tenant = tenants.add_tenant(conn, DEMO_TENANT)
+                tenants.add_number(conn, DEMO_NUMBER, tenant.id)
+                self.log("postgres", f"created demo tenant {tenant.name!r} with number {DEMO_NUMBER}")
+                tenant_id, tenant_name = tenant.id, tenant.name
+            if tenant_name == DEMO_TENANT:
+                added = add_demo_tools(conn, tenant_id)
+                if added:
+                    self.log("postgres", f"demo tools: {', '.join(added)} (press 1-3 in a call to use them)")
+            return tenant_id, tenant_name, DEMO_NUMBER
 
     def _start_model(self) -> tuple[str, str, str]:
         from supactl.redact import register
