@@ -49,13 +49,25 @@ def test_parses_say_then_hangup_and_ignores_what_follows_hangup():
     ("<Response><Connect><Stream url='wss://x.test/s?tenant=1'/></Connect></Response>", "query string"),
     ("<Response><Connect><Stream url='https://x.test/s'/></Connect></Response>", "ws:// or wss://"),
     ("<Response><Connect/></Response>", "exactly one <Stream>"),
-    ("<Response><Dial>+1555</Dial></Response>", "does not understand"),
+    ("<Response><Enqueue>support</Enqueue></Response>", "does not understand"),
+    ("<Response><Dial><Number>555-0199</Number></Dial></Response>", "is not E.164"),
+    ("<Response><Dial callerId='Acme'><Number>+14155550199</Number></Dial></Response>", "callerId"),
+    ("<Response><Dial><Number>+14155550199</Number><Number>+14155550198</Number></Dial></Response>", "more than one"),
     ("<Reply/>", "not <Response>"),
     ("<Response><Say>", "invalid XML"),
 ])
 def test_refuses_twiml_twilio_would_refuse(body, message):
     with pytest.raises(TwimlError, match=message):
         parse_twiml(body, "https://x.test/")
+
+
+def test_a_transfer_is_read_with_its_number_caller_id_and_absolute_action():
+    twiml = parse_twiml("<Response><Dial action='dial-status' callerId='+14155550100'>"
+                        "<Number>+14155550199</Number></Dial><Say>never</Say></Response>",
+                        "https://x.test/functions/v1/twilio-voice/after")
+    assert twiml.dial is not None and twiml.connect is None and twiml.says == []
+    assert (twiml.dial.number, twiml.dial.caller_id, twiml.dial.action, twiml.dial.method) == (
+        "+14155550199", "+14155550100", "https://x.test/functions/v1/twilio-voice/dial-status", "POST")
 
 
 # --- playout, marks and clear -----------------------------------------------------------------

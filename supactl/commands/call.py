@@ -55,6 +55,8 @@ def print_call_report(report, turns: list | None, transcript_note: str | None = 
     for handoff in report.handoffs:
         gap = "n/a" if handoff.gap_ms is None else f"{handoff.gap_ms:.0f} ms gap"
         rows.append((f"handoff to stream {handoff.stream}", gap))
+    for transfer in report.transfers:
+        rows.append(("transfer", f"to {transfer['to']} (caller ID {transfer['caller_id']}): {transfer['outcome']}"))
     for said in report.says:
         rows.append(("<Say>", said))
     for problem in report.protocol_errors[:5]:
@@ -86,6 +88,9 @@ def call(
     dtmf: Optional[str] = typer.Option(None, "--dtmf", help="Press these keys after the first reply."),
     drop: bool = typer.Option(False, "--drop", help="Hang up by closing the socket, without `stop`."),
     record: Optional[Path] = typer.Option(None, "--record", help="Write what the caller heard to this WAV."),
+    transfer_outcome: str = typer.Option(
+        "completed", "--transfer-outcome",
+        help="What the person a transfer dials does: completed, busy, no-answer or failed (Twilio's DialCallStatus)."),
     db_url: Optional[str] = LOCAL_DB_URL,
     workdir: Optional[Path] = WORKDIR,
     verbose: bool = VERBOSE,
@@ -120,6 +125,10 @@ def call(
         raise ConfigError("no number to call", hint="pass --to +1… (a number assigned to a tenant)")
     if dtmf is not None and (not dtmf or set(dtmf) - set(DTMF_KEYS)):
         raise SupactlError(f"--dtmf {dtmf!r}: only the keys 0-9, * and # (and w for a pause) can be pressed")
+    from supactl.simulator.simulated_call import DIAL_OUTCOMES
+
+    if transfer_outcome not in DIAL_OUTCOMES:
+        raise SupactlError(f"--transfer-outcome {transfer_outcome!r}: one of {', '.join(DIAL_OUTCOMES)}")
     if record is not None:
         _check_writable(record)
     if wav is not None and not wav.is_file():
@@ -137,6 +146,7 @@ def call(
     script.append(steps.HangUp(send_stop=not drop))
     options = CallOptions(function_url=function_url, auth_token=token, to_number=normalize_e164(to),
                           from_number=normalize_e164(from_number), record_to=record,
+                          transfer_outcome=transfer_outcome,
                           log=(lambda line: echo(f"call | {line}", err=True)) if verbose else None)
     with _progress(enabled=not as_json and not verbose, to=to):
         report = place_call(options, script)

@@ -50,6 +50,8 @@ class CallOptions:
     call_sid: str = field(default_factory=lambda: new_sid("CA"))
     record_to: Path | None = None
     log: Callable[[str], None] | None = None
+    # What the person a transfer dials does: one of DIAL_OUTCOMES (Twilio's DialCallStatus).
+    transfer_outcome: str = "completed"
 
 
 @dataclass
@@ -71,7 +73,8 @@ class CallReport:
     latencies_ms: list[float] = field(default_factory=list)
     handoffs: list[Handoff] = field(default_factory=list)
     says: list[str] = field(default_factory=list)
-    ended_by: str = ""  # "caller" | "function"
+    ended_by: str = ""  # "caller" | "function" | "transfer" (the call went on with the dialed person)
+    transfers: list[dict[str, Any]] = field(default_factory=list)  # to, caller_id, outcome
     protocol_errors: list[str] = field(default_factory=list)
     heard_ms: int = 0  # assistant audio actually played to the caller
     transcript: list[dict[str, Any]] | None = None
@@ -88,6 +91,15 @@ class CallReport:
         from dataclasses import asdict
 
         return {**asdict(self), "latency_p50_ms": self.latency_p50_ms, "latency_max_ms": self.latency_max_ms}
+
+
+DIAL_OUTCOMES = ("completed", "busy", "no-answer", "failed")
+
+
+def dial_status_params(outcome: str) -> dict[str, str]:
+    """What Twilio adds to the <Dial action> request when the dialed leg ends."""
+    return {"DialCallStatus": outcome, "DialCallSid": new_sid("CA"),
+            "DialCallDuration": "12" if outcome == "completed" else "0"}
 
 
 def twilio_call_params(options: CallOptions, status: str) -> dict[str, str]:
@@ -326,6 +338,21 @@ async def place_call_async(options: CallOptions, script: list[Step] | None = Non
         last_audio: float | None = None
         while True:
             report.says += twiml.says
+            if twiml.dial is not None:
+                # A transfer: the simulated person answers (or not) as the options say.
+                outcome = options.transfer_outcome
+                report.transfers.append({"to": twiml.dial.number, "caller_id": twiml.dial.caller_id,
+                                         "outcome": outcome})
+                _log(options, f"transfer: dialing {twiml.dial.number} ({outcome})")
+                if twiml.dial.action is None:
+                    report.ended_by = "transfer"
+                    break
+                twiml = await _request_twiml(http, options, twiml.dial.action, twiml.dial.method, "in-progress",
+                                             extra=dial_status_params(outcome))
+                if twiml.connect is None and outcome == "completed":
+                    report.ended_by = "transfer"
+                    break
+                continue
             if twiml.connect is None:
                 report.ended_by = "function"
                 break
@@ -369,10 +396,11 @@ def _log(options: CallOptions, line: str) -> None:
         options.log(line)
 
 
-async def _request_twiml(http: Any, options: CallOptions, url: str, method: str, status: str) -> Twiml:
+async def _request_twiml(http: Any, options: CallOptions, url: str, method: str, status: str,
+                        extra: dict[str, str] | None = None) -> Twiml:
     import httpx
 
-    params = twilio_call_params(options, status)
+    params = {**twilio_call_params(options, status), **(extra or {})}
     headers = {"User-Agent": "TwilioProxy/1.1", "I-Twilio-Idempotency-Token": secrets.token_hex(16)}
     try:
         if method == "GET":

@@ -1,12 +1,14 @@
 """Reading TwiML the way Twilio's voice engine does, for the call simulator.
 
 Only the verbs a Media Streams bridge answers with are understood (<Connect><Stream>, <Say>,
-<Pause>, <Hangup>, <Reject>); anything else is reported, as Twilio would fail the call on it.
-https://www.twilio.com/docs/voice/twiml/stream
+<Pause>, <Hangup>, <Reject>, and <Dial><Number> for a transfer); anything else is reported, as
+Twilio would fail the call on it.
+https://www.twilio.com/docs/voice/twiml/stream · https://www.twilio.com/docs/voice/twiml/dial
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -27,14 +29,27 @@ class StreamConnect:
 
 
 @dataclass
+class DialNumber:
+    """A transfer: Twilio dials `number`; when that leg ends it requests `action` (absolute) with
+    DialCallStatus, and that TwiML decides what the caller hears next."""
+
+    number: str
+    caller_id: str | None = None
+    action: str | None = None
+    method: str = "POST"
+
+
+@dataclass
 class Twiml:
     says: list[str] = field(default_factory=list)
     connect: StreamConnect | None = None
+    dial: DialNumber | None = None
     hangup: bool = False
     verbs: list[str] = field(default_factory=list)
 
 
-_KNOWN_VERBS = {"Connect", "Say", "Pause", "Hangup", "Reject"}
+_KNOWN_VERBS = {"Connect", "Say", "Pause", "Hangup", "Reject", "Dial"}
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
 
 def parse_twiml(text: str, request_url: str) -> Twiml:
@@ -51,15 +66,35 @@ def parse_twiml(text: str, request_url: str) -> Twiml:
         twiml.verbs.append(verb.tag)
         if verb.tag not in _KNOWN_VERBS:
             raise TwimlError(f"the simulator does not understand the TwiML verb <{verb.tag}>")
-        if twiml.hangup or twiml.connect is not None:
-            continue  # nothing after <Hangup> or <Connect> runs
+        if twiml.hangup or twiml.connect is not None or twiml.dial is not None:
+            continue  # nothing after <Hangup>, <Connect> or a <Dial> with an action runs
         if verb.tag == "Say":
             twiml.says.append((verb.text or "").strip())
         elif verb.tag in ("Hangup", "Reject"):
             twiml.hangup = True
         elif verb.tag == "Connect":
             twiml.connect = _connect(verb, request_url)
+        elif verb.tag == "Dial":
+            twiml.dial = _dial(verb, request_url)
     return twiml
+
+
+def _dial(verb: ET.Element, request_url: str) -> DialNumber:
+    numbers = [child for child in verb if child.tag == "Number"]
+    text = (verb.text or "").strip()
+    if len(numbers) > 1 or (numbers and text):
+        raise TwimlError("<Dial> holds more than one number; the function transfers to one")
+    number = (numbers[0].text or "").strip() if numbers else text
+    if not _E164.match(number):
+        raise TwimlError(f"<Dial> number {number!r} is not E.164")
+    caller_id = verb.get("callerId")
+    if caller_id is not None and not _E164.match(caller_id):
+        raise TwimlError(f"<Dial callerId> {caller_id!r} is not E.164 (Twilio refuses a caller ID it cannot present)")
+    action = verb.get("action")
+    method = (verb.get("method") or "POST").upper()
+    if method not in ("GET", "POST"):
+        raise TwimlError(f"<Dial method> must be GET or POST, got {method}")
+    return DialNumber(number, caller_id, urljoin(request_url, action) if action else None, method)
 
 
 def _connect(verb: ET.Element, request_url: str) -> StreamConnect:
