@@ -21,17 +21,22 @@ import {
   nextStream,
   signedStreamTwiml,
   type StreamCall,
+  transferOutcomeOf,
+  transferTarget,
 } from "./stream_contract.ts";
+import { TRANSFER_UNANSWERED_REASON } from "./handoff.ts";
 import { readCappedText } from "./request_body.ts";
 import type { TurnStore } from "./turn_store.ts";
 import { isValidSignature, type Param } from "./twilio_signature.ts";
-import { apologyTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
+import { apologyTwiml, dialTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
 
 // Supabase hands the function `/twilio-voice...`; `supabase functions serve` and plain Deno behind
 // the local gateway see `/functions/v1/twilio-voice...`.
 const ROUTE = /^(?:\/functions\/v1)?\/twilio-voice\/?$/;
 /** Marks the connect action's request apart from the voice webhook; both are Twilio POSTs. */
 export const AFTER_STREAM_QUERY = "event=stream-ended";
+/** Marks the transfer's <Dial action> request (how the dial to a person ended). */
+export const DIAL_STATUS_QUERY = "event=dial-status";
 const CALL_SID = /^CA[0-9A-Za-z]{32}$/;
 // Twilio's webhook and connect-action forms are a few KB (about 30 short parameters).
 const MAX_FORM_BYTES = 64 * 1024;
@@ -53,6 +58,7 @@ const SWEEP_INTERVAL_MS = 60_000;
 export function turnStoreWriters(turnStore: TurnStore): CallSessionDeps["openWriter"] {
   return (callSid) => ({
     record: (row) => turnStore.record(row),
+    recordToolCall: (row) => turnStore.recordToolCall(row),
     finish: (end) => void turnStore.finish({ callSid, ...end }),
     flush: async (timeoutMs) => void await turnStore.flush(timeoutMs),
   });
@@ -78,6 +84,8 @@ export interface AppDeps {
   unixNow?: () => number;
   heartbeatIntervalMs?: number;
   sweepIntervalMs?: number;
+  /** Runs tenants' http and sql tools (tool_runner.ts); absent: a tool call answers an error. */
+  runTool?: CallSessionDeps["runTool"];
 }
 
 export interface App {
@@ -102,11 +110,9 @@ export function createApp(deps: AppDeps): App {
   const rememberOutcome = (outcome: StreamOutcome) => {
     if (outcome.callSid === null || outcome.stream === null) return;
     recentOutcomes.delete(outcome.callSid);
-    recentOutcomes.set(outcome.callSid, {
-      status: outcome.status,
-      reason: outcome.reason,
-      stream: outcome.stream,
-    });
+    const local: LocalOutcome = { status: outcome.status, reason: outcome.reason, stream: outcome.stream };
+    if (outcome.transferTo !== undefined) local.transferTo = outcome.transferTo;
+    recentOutcomes.set(outcome.callSid, local);
     if (recentOutcomes.size > RECENT_OUTCOMES) recentOutcomes.delete(recentOutcomes.keys().next().value!);
   };
 
@@ -128,6 +134,7 @@ export function createApp(deps: AppDeps): App {
     wallClockLimitS: config.wallClockLimitS,
     workerStartedAt: deps.workerStartedAt ?? null,
     now: deps.now ?? (() => performance.now()),
+    runTool: deps.runTool,
   };
 
   async function readSignedForm(request: Request): Promise<Param[] | Response> {
@@ -202,6 +209,46 @@ export function createApp(deps: AppDeps): App {
         return twimlResponse(hangUpTwiml());
       case "resume":
         return await continueCall(call!, local, params.get("To") ?? "", callLog);
+      case "transfer":
+        return transferCall(transferTarget(call, local)!, params.get("To") ?? "", callLog);
+    }
+  }
+
+  // ---- the transfer tool: <Dial> a person, and back to the agent when nobody answers ----
+
+  /** The stream ended for a transfer: dial the tenant's number, showing the number called. */
+  function transferCall(number: string, to: string, callLog: Logger): Response {
+    callLog.info("call.transfer_dialled", {});
+    return twimlResponse(
+      dialTwiml({ actionUrl: `${config.publicUrl}?${DIAL_STATUS_QUERY}`, callerId: to, number }),
+    );
+  }
+
+  /** How the transfer's dial ended: taken (or the caller hung up) ends the call; nobody taking it
+   * brings the call back to the agent on a new stream that resumes it (claimed once, like a
+   * handoff's: the row becomes handed_off without moving handoff_count). */
+  async function dialStatus(params: Map<string, string>): Promise<Response> {
+    const callSid = params.get("CallSid") ?? "";
+    const callLog = log.with({ call_sid: callSid });
+    if (!CALL_SID.test(callSid)) return text(400, "CallSid is required");
+    const { outcome, comesBack } = transferOutcomeOf(params.get("DialCallStatus") ?? "");
+    try {
+      const comeBack = comesBack ? { endReason: TRANSFER_UNANSWERED_REASON } : null;
+      let call = await store.recordTransferOutcome(callSid, outcome, comeBack);
+      // Twilio retries a request it got no answer to: the row already came back, so answer again
+      // (the resume token it mints is single-use through claim_call_stream all the same).
+      if (call === null && comesBack) {
+        const current = await store.getCall(callSid);
+        if (current?.status === "handed_off" && current.endReason === TRANSFER_UNANSWERED_REASON) {
+          call = current;
+        }
+      }
+      callLog.info("call.transfer_outcome", { outcome, comes_back: comesBack, recorded: call !== null });
+      if (!comesBack || call === null) return twimlResponse(hangUpTwiml());
+      return await continueCall(call, null, params.get("To") ?? "", callLog);
+    } catch (error) {
+      callLog.error("store.transfer_outcome_failed", { message: errorMessage(error) });
+      return twimlResponse(comesBack ? apologyTwiml() : hangUpTwiml());
     }
   }
 
@@ -277,6 +324,8 @@ export function createApp(deps: AppDeps): App {
       const params = new Map(form);
       const response = url.search === `?${AFTER_STREAM_QUERY}`
         ? await connectAction(params)
+        : url.search === `?${DIAL_STATUS_QUERY}`
+        ? await dialStatus(params)
         : await voiceWebhook(params);
       sweepStaleCalls();
       return response;

@@ -11,9 +11,12 @@ import type { StoreBackend } from "./store.ts";
 import { createPostgresBackend } from "./store_postgres.ts";
 import { computeSignature } from "./twilio_signature.ts";
 import { TurnStore } from "./turn_store.ts";
+import { toolRunner } from "./tool_runner.ts";
+import { createSqlToolPool } from "./tool_sql.ts";
 import { type RealtimeStub, startRealtimeStub } from "./testing/realtime_stub.ts";
 import {
   requireTestDatabase,
+  seedCall,
   type SeededTenant,
   seedTenant,
   storedTurns,
@@ -21,6 +24,8 @@ import {
   withAdmin,
 } from "./testing/test_database.ts";
 import { overriding } from "./testing/store_overrides.ts";
+import { createSqlTools, seedOrder, startToolServer } from "./testing/tool_fixtures.ts";
+import { seedTool } from "./testing/tool_store_conformance.ts";
 import { connectTwilioStream, signedPost, type TwilioStreamClient } from "./testing/twilio_stream_client.ts";
 
 const AUTH_TOKEN = "twilio-auth-token-for-tests";
@@ -70,6 +75,12 @@ function startHarness(
   const wrapped = options.store ? options.store(realBackend) : realBackend;
   const backend = options.failAgentLookup ? failingAgentLookup(wrapped) : wrapped;
   const turnStore = new TurnStore(backend, { logger: log });
+  // Tools run as the function runs them: signed with the tenant's key, SQL over the database URL.
+  const sqlTools = createSqlToolPool(testDatabaseUrl()!);
+  const runTool = toolRunner({
+    signingKey: (tenantId) => backend.toolSigningKey(tenantId),
+    sql: sqlTools.execute,
+  });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
   listener.close();
@@ -94,6 +105,7 @@ function startHarness(
     maxUnprovenStreams: options.maxUnprovenStreams,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     unixNow: options.unixNow,
+    runTool,
   });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port, onListen: () => {} },
@@ -111,6 +123,7 @@ function startHarness(
       await server.shutdown();
       await realtime.close();
       await backend.close();
+      await sqlTools.close();
     },
   };
 }
@@ -989,6 +1002,378 @@ if (testDatabaseUrl()) {
       assert.ok(Date.now() - row.stream_seen_at.getTime() < 60_000, "refreshed by the heartbeat");
       twilio.stop();
       await twilio.closed;
+    } finally {
+      await harness.close();
+    }
+  });
+}
+
+// ---- the agent acts: tools, transfer, hang-up ----
+
+const TRANSFER_NUMBER = "+15550007777";
+
+/** A tenant with an HTTP lookup, an SQL order tool under RLS, a slow HTTP tool, and the two
+ * built-ins; one order of its own and one of another tenant's. */
+async function toolTenant(toolServerUrl: string) {
+  return await withAdmin(async (sql) => {
+    await createSqlTools(sql);
+    const tenant = await seedTenant(sql);
+    const other = await seedTenant(sql);
+    const ref = `R-${crypto.randomUUID().slice(0, 8)}`;
+    await seedOrder(sql, tenant.tenantId, ref, "packed");
+    await seedOrder(sql, other.tenantId, `${ref}-theirs`, "secret");
+    await seedTool(sql, tenant, { name: "lookup", kind: "http", url: `${toolServerUrl}/lookup` });
+    await seedTool(sql, tenant, { name: "orders", kind: "sql", sqlFunction: "tooltest.find_order" });
+    await seedTool(sql, tenant, { name: "slow", kind: "http", url: `${toolServerUrl}/slow` });
+    await sql`update public.tenant_tools set timeout_ms = 300 where tenant_id = ${tenant.tenantId} and name = 'slow'`;
+    await seedTool(sql, tenant, { name: "transfer", kind: "transfer", transferTo: TRANSFER_NUMBER });
+    await seedTool(sql, tenant, { name: "end_call", kind: "end_call" });
+    return { tenant, other, ref };
+  });
+}
+
+/** A model response holding these function calls (and, first, `audioMs` of speech), as the GA
+ * server streams one. */
+function modelCalls(
+  realtime: RealtimeStub,
+  responseId: string,
+  calls: { callId: string; name: string; arguments?: Record<string, unknown> }[],
+  { status = "completed", audioMs = 0 }: { status?: string; audioMs?: number } = {},
+) {
+  realtime.send({ type: "response.created", response: { id: responseId } });
+  if (audioMs > 0) {
+    const itemId = `item_${responseId}_said`;
+    realtime.send({
+      type: "response.output_item.added",
+      item: { id: itemId, type: "message", role: "assistant" },
+    });
+    realtime.send({
+      type: "response.output_audio.delta",
+      response_id: responseId,
+      item_id: itemId,
+      delta: audio(audioMs),
+    });
+    realtime.send({
+      type: "response.output_audio_transcript.done",
+      item_id: itemId,
+      transcript: "One moment.",
+    });
+  }
+  const items = calls.map(({ callId, name, arguments: args }) => ({
+    id: `item_${callId}`,
+    type: "function_call",
+    status: "completed",
+    call_id: callId,
+    name,
+    arguments: JSON.stringify(args ?? {}),
+  }));
+  for (const item of items) {
+    realtime.send({ type: "response.output_item.done", response_id: responseId, item });
+  }
+  realtime.send({ type: "response.done", response: { id: responseId, status, output: items, usage: {} } });
+}
+
+const outputsOf = (realtime: RealtimeStub) =>
+  realtime.received.flatMap((event) => {
+    const item = event.item as Record<string, unknown> | undefined;
+    return event.type === "conversation.item.create" && item?.type === "function_call_output"
+      ? [{ callId: String(item.call_id), output: JSON.parse(String(item.output)) }]
+      : [];
+  });
+const responseCreates = (realtime: RealtimeStub) =>
+  realtime.received.filter((event) => event.type === "response.create").length;
+
+/** The call's tool calls as a tenant's user reads them through RLS (the API's role and claims). */
+async function toolCallsSeenBy(tenantId: string, callSid: string) {
+  return await withAdmin((sql) =>
+    sql.begin(async (tx) => {
+      await tx`set local role authenticated`;
+      await tx`select set_config('request.jwt.claims', ${
+        JSON.stringify({ role: "authenticated", tenant_id: tenantId })
+      }, true)`;
+      return [
+        ...await tx<{ seq: number; call_id: string; name: string; status: string; output: string }[]>`
+        select seq, call_id, name, status, output from public.call_tool_calls where call_sid = ${callSid}
+        order by seq`,
+      ];
+    })
+  );
+}
+
+if (testDatabaseUrl()) {
+  Deno.test("the agent acts: HTTP and SQL tools, a timeout, a cancelled call, a barge-in, then a transfer that nobody answers comes back", async () => {
+    const harness = startHarness();
+    const { realtime } = harness;
+    const toolServer = startToolServer(() => harness.backend.toolSigningKey(tenant.tenantId));
+    const { tenant, other, ref } = await toolTenant(toolServer.url);
+    try {
+      const callSid = newCallSid();
+      const answered = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(answered.streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, answered.parameters);
+      const update = await realtime.waitFor(
+        () => realtime.received.find((event) => event.type === "session.update"),
+        "the session.update",
+      );
+      const session = update.session as { tools: { name: string }[]; tool_choice: string };
+      assert.deepEqual(session.tools.map((tool) => tool.name), [
+        "end_call",
+        "lookup",
+        "orders",
+        "slow",
+        "transfer",
+      ]);
+      assert.equal(session.tool_choice, "auto");
+      await twilioBarrier(harness, twilio);
+
+      // Three calls in one response: all answered, then exactly one response.create.
+      const before = responseCreates(realtime);
+      modelCalls(realtime, "resp_1", [
+        { callId: "call_http", name: "lookup", arguments: { order: "A1" } },
+        { callId: "call_sql", name: "orders", arguments: { ref } },
+        { callId: "call_rls", name: "orders", arguments: { ref: `${ref}-theirs` } },
+      ]);
+      await realtime.waitFor(() => responseCreates(realtime) > before, "the response after the tools");
+      assert.deepEqual(outputsOf(realtime).map((output) => output.callId).sort(), [
+        "call_http",
+        "call_rls",
+        "call_sql",
+      ]);
+      const lastOutput = realtime.received.findLastIndex((event) =>
+        event.type === "conversation.item.create"
+      );
+      const create = realtime.received.findLastIndex((event) => event.type === "response.create");
+      assert.ok(create > lastOutput, "response.create only after every output");
+      assert.equal(responseCreates(realtime), before + 1);
+      const byCall = Object.fromEntries(outputsOf(realtime).map(({ callId, output }) => [callId, output]));
+      assert.deepEqual(byCall.call_http, { order: "A1", status: "shipped" });
+      assert.deepEqual(
+        toolServer.requests.map((r) => [r.path, r.verified, r.body.call_sid, r.body.tenant_id]),
+        [
+          ["/lookup", true, callSid, tenant.tenantId],
+        ],
+      );
+      assert.equal(toolServer.requests[0].body.from, "+15550009999");
+      assert.deepEqual(byCall.call_sql.orders, [{ ref, status: "packed" }]);
+      assert.deepEqual(byCall.call_rls.orders, [], "another tenant's order exists, and RLS hides it");
+      realtime.send({ type: "response.created", response: { id: "resp_1b" } });
+      realtime.send({ type: "response.done", response: { id: "resp_1b", status: "completed", output: [] } });
+
+      // A function call in a cancelled response never runs.
+      modelCalls(realtime, "resp_2", [{ callId: "call_cancelled", name: "lookup" }], { status: "cancelled" });
+      await modelBarrier(harness);
+
+      // A slow tool; the caller talks over the reply the server starts meanwhile; the tool times out.
+      const beforeSlow = responseCreates(realtime);
+      modelCalls(realtime, "resp_3", [{ callId: "call_slow", name: "slow" }]);
+      realtime.send({ type: "input_audio_buffer.speech_started", item_id: "item_u1" });
+      realtime.send({ type: "response.created", response: { id: "resp_4" } });
+      realtime.send({
+        type: "response.output_audio.delta",
+        response_id: "resp_4",
+        item_id: "item_a4",
+        delta: audio(200),
+      });
+      await twilio.waitFor(
+        () => twilio.received.some((frame) => frame.event === "media"),
+        "the reply's audio",
+      );
+      realtime.send({ type: "input_audio_buffer.speech_started", item_id: "item_u2" });
+      await twilio.waitFor(
+        () => twilio.received.some((frame) => frame.event === "clear"),
+        "the barge-in's clear",
+      );
+      await realtime.waitFor(
+        () => outputsOf(realtime).find((output) => output.callId === "call_slow"),
+        "the slow tool's timeout",
+      );
+      assert.match(
+        outputsOf(realtime).find((output) => output.callId === "call_slow")!.output.error,
+        /within 300 ms/,
+      );
+      assert.equal(responseCreates(realtime), beforeSlow, "no response.create while resp_4 is active");
+      realtime.send({ type: "response.done", response: { id: "resp_4", status: "cancelled", output: [] } });
+      await realtime.waitFor(() => responseCreates(realtime) === beforeSlow + 1, "the owed response");
+
+      // The transfer: the line plays out, then the stream ends and the connect action dials.
+      modelCalls(realtime, "resp_5", [{
+        callId: "call_transfer",
+        name: "transfer",
+        arguments: { reason: "a person" },
+      }], {
+        audioMs: 100,
+      });
+      const mark = await twilio.waitFor(
+        () =>
+          twilio.received.find((frame) => frame.event === "mark" && JSON.stringify(frame).includes("resp_5")),
+        "the transfer line's mark",
+      );
+      assert.equal(twilio.received.at(-1)?.event, "mark", "the stream stays open until the line has played");
+      twilio.markPlayed((mark.mark as { name: string }).name);
+      assert.equal(await twilio.closed, 1000);
+      const action = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [
+        ["CallSid", callSid],
+        ["To", tenant.phoneNumber],
+        ["CallStatus", "in-progress"],
+      ]);
+      assert.equal(
+        await action.text(),
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Dial action="' +
+          `${harness.config.publicUrl}?event=dial-status" method="POST" callerId="${tenant.phoneNumber}">` +
+          `<Number>${TRANSFER_NUMBER}</Number></Dial></Response>`,
+      );
+      await harness.app.shutdown("flush");
+      const [row] = await withAdmin((sql) =>
+        sql`select status, end_reason, transfer_to, transfer_outcome from public.calls where call_sid = ${callSid}`
+      );
+      assert.deepEqual({ ...row }, {
+        status: "completed",
+        end_reason: "transferred",
+        transfer_to: TRANSFER_NUMBER,
+        transfer_outcome: null,
+      });
+
+      // Every call stored once, in conversation order, visible to its tenant only.
+      const stored = await toolCallsSeenBy(tenant.tenantId, callSid);
+      assert.deepEqual(stored.map((r) => [r.call_id, r.status]), [
+        ["call_http", "ok"],
+        ["call_sql", "ok"],
+        ["call_rls", "ok"],
+        ["call_slow", "timeout"],
+        ["call_transfer", "ok"],
+      ]);
+      assert.ok(stored.every((r, i) => i === 0 || r.seq > stored[i - 1].seq));
+      assert.deepEqual(await toolCallsSeenBy(other.tenantId, callSid), []);
+
+      // Nobody answers: the dial's action brings the call back on a stream that resumes it.
+      const dial = await signedPost(`${harness.config.publicUrl}?event=dial-status`, AUTH_TOKEN, [
+        ["CallSid", callSid],
+        ["To", tenant.phoneNumber],
+        ["DialCallStatus", "no-answer"],
+      ]);
+      const back = await dial.text();
+      const parameters = Object.fromEntries(
+        [...back.matchAll(/<Parameter name="([^"]+)" value="([^"]+)"\/>/g)].map((
+          [, name, value],
+        ) => [name, value]),
+      );
+      assert.equal(parameters.resume, "transfer_unanswered");
+      assert.equal(parameters.handoff, "1");
+      const [outcome] = await withAdmin((sql) =>
+        sql`select status, transfer_outcome from public.calls where call_sid = ${callSid}`
+      );
+      assert.deepEqual({ ...outcome }, { status: "handed_off", transfer_outcome: "no-answer" });
+
+      const sessionsBefore = realtime.received.length;
+      const again = await connectTwilioStream(harness.config.streamUrl, AUTH_TOKEN);
+      again.start(callSid, parameters);
+      await realtime.waitFor(
+        () => realtime.received.slice(sessionsBefore).some((event) => event.type === "response.create"),
+        "the agent speaking first on the new stream",
+      );
+      const restored = realtime.received.slice(sessionsBefore).flatMap((event) =>
+        event.type === "conversation.item.create" ? [event.item as Record<string, unknown>] : []
+      );
+      const restoredCalls = restored.filter((item) => item.type === "function_call").map((item) =>
+        item.call_id
+      );
+      assert.deepEqual(restoredCalls, ["call_http", "call_sql", "call_rls", "call_slow", "call_transfer"]);
+      assert.equal(restored.filter((item) => item.type === "function_call_output").length, 5);
+      assert.match(JSON.stringify(restored.at(-1)), /nobody answered the transfer/);
+      again.stop();
+      await again.closed;
+      // A replayed dial callback brings nothing back: the stream claimed the call.
+      const replay = await signedPost(`${harness.config.publicUrl}?event=dial-status`, AUTH_TOKEN, [
+        ["CallSid", callSid],
+        ["To", tenant.phoneNumber],
+        ["DialCallStatus", "no-answer"],
+      ]);
+      assert.equal(
+        await replay.text(),
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>',
+      );
+    } finally {
+      await toolServer.close();
+      await harness.close();
+    }
+  });
+
+  Deno.test("end_call: the goodbye plays to the end, then the call ends as the agent hanging up", async () => {
+    const harness = startHarness();
+    const { realtime } = harness;
+    const { tenant } = await toolTenant("http://127.0.0.1:9");
+    try {
+      const callSid = newCallSid();
+      const answered = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(answered.streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, answered.parameters);
+      await twilioBarrier(harness, twilio);
+      modelCalls(realtime, "resp_bye", [{ callId: "call_bye", name: "end_call" }], { audioMs: 250 });
+      await twilio.waitFor(
+        () => twilio.received.some((frame) => JSON.stringify(frame).includes("item_resp_bye_said:250")),
+        "the goodbye's last mark",
+      );
+      for (const name of ["item_resp_bye_said:100", "item_resp_bye_said:200"]) twilio.markPlayed(name);
+      await twilioBarrier(harness, twilio);
+      assert.equal(
+        await Promise.race([twilio.closed, new Promise((r) => setTimeout(() => r("open"), 100))]),
+        "open",
+      );
+      twilio.markPlayed("item_resp_bye_said:250");
+      assert.equal(await twilio.closed, 1000);
+      const action = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [
+        ["CallSid", callSid],
+        ["To", tenant.phoneNumber],
+      ]);
+      assert.equal(
+        await action.text(),
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>',
+      );
+      await harness.app.shutdown("flush");
+      const row = await callRow(callSid);
+      assert.deepEqual([row?.status, row?.end_reason], ["completed", "agent hung up"]);
+      const stored = await toolCallsSeenBy(tenant.tenantId, callSid);
+      assert.deepEqual(stored.map((r) => [r.name, r.status]), [["end_call", "ok"]]);
+      assert.equal(outputsOf(realtime).length, 1);
+      assert.equal(responseCreates(realtime), 0, "the model is not asked to speak after its goodbye");
+    } finally {
+      await harness.close();
+    }
+  });
+
+  Deno.test("a transfer someone answers ends with a hang-up and its outcome; the dial callback is signed", async () => {
+    const harness = startHarness();
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = await withAdmin(async (sql) => {
+        const callSid = await seedCall(sql, tenant);
+        await sql`update public.calls set status = 'completed', end_reason = 'transferred',
+                  transfer_to = ${TRANSFER_NUMBER}, stream_seen_at = now() where call_sid = ${callSid}`;
+        return callSid;
+      });
+      const url = `${harness.config.publicUrl}?event=dial-status`;
+      const form = [["CallSid", callSid], ["To", tenant.phoneNumber], ["DialCallStatus", "completed"]] as [
+        string,
+        string,
+      ][];
+      const forged = await signedPost(url, "not-the-auth-token", form);
+      assert.equal(forged.status, 403);
+      await forged.body?.cancel();
+      const dial = await signedPost(url, AUTH_TOKEN, form);
+      assert.equal(await dial.text(), '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>');
+      const [row] = await withAdmin((sql) =>
+        sql`select status, transfer_outcome from public.calls where call_sid = ${callSid}`
+      );
+      assert.deepEqual({ ...row }, { status: "completed", transfer_outcome: "answered" });
+      // Twilio asking the connect action again after the outcome gets a hang-up, not a second dial.
+      const action = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [
+        ["CallSid", callSid],
+        ["To", tenant.phoneNumber],
+      ]);
+      assert.equal(
+        await action.text(),
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>',
+      );
     } finally {
       await harness.close();
     }

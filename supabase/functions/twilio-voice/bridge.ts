@@ -16,23 +16,28 @@ import {
   type HandoffTrigger,
   RESUME_PROMPT,
   type ResumeMode,
+  TRANSFER_UNANSWERED_PROMPT,
 } from "./handoff.ts";
 import type { LogFields, LogLevel } from "./log.ts";
 import { Playback, type PlayedItem } from "./playback.ts";
 import {
   assistantTextItem,
   encodeAudioAppend,
+  encodeFunctionCallOutput,
   encodeItemCreate,
   encodeResponseCreate,
   encodeSessionUpdate,
   encodeTruncate,
+  type FunctionCall,
   type ServerEvent,
   type SessionConfig,
   textItem,
   type Usage,
 } from "./realtime_events.ts";
 import { greetingPrompt } from "./session_config.ts";
-import type { Role, TurnRow } from "./store.ts";
+import type { Role, TenantTool, ToolCallRow, ToolCallStatus, TurnRow } from "./store.ts";
+import { ToolCalls } from "./tool_calls.ts";
+import { capToolOutput, errorOutput } from "./tool_output.ts";
 import type { TwilioFrame } from "./twilio_frames.ts";
 // Caller audio kept while the model session is being set up: 10 s of Twilio's 20 ms frames (160
 // bytes of µ-law = 216 base64 characters each), ~108 KB. Setup normally takes well under 2 s; past
@@ -52,6 +57,10 @@ export interface BridgeSink {
   twilioClear(): void;
   /** Store or update a turn; the same itemId may be sent again with new text or interrupted. */
   turn(row: TurnRow): void;
+  /** Run a tenant's http or sql tool off the audio path; answer with bridge.toolFinished. */
+  runTool(run: ToolRun): void;
+  /** Store a tool call once it is answered (once per call_id). */
+  toolCall(row: ToolCallRow): void;
   log(level: LogLevel, event: string, fields?: LogFields): void;
   end(outcome: CallOutcome): void;
 }
@@ -66,11 +75,27 @@ export interface CallStarted {
   firstSeq?: number;
   /** This stream continues a handed-off call: no greeting; these turns go into the new model
    * session first, and in "reply" mode the model speaks at once. */
-  resume?: { turns: TurnRow[]; mode: ResumeMode };
+  resume?: { turns: TurnRow[]; mode: ResumeMode; toolCalls?: ToolCallRow[] };
   /** Token usage of the call's earlier streams: the call row holds the call's total. */
   priorUsage?: Usage;
   /** When to hand the call to a fresh worker, on the clock tick() is fed with; none: never. */
   handoff?: HandoffSchedule;
+  /** The tenant's tools (the session's `tools` lists the same names). */
+  tools?: TenantTool[];
+}
+
+/** A tool call for the session to run (http or sql). */
+export interface ToolRun {
+  callId: string;
+  tool: TenantTool;
+  /** Parsed from the model's JSON text. */
+  arguments: unknown;
+}
+
+export interface ToolResult {
+  output: string;
+  status: ToolCallStatus;
+  durationMs: number;
 }
 
 export interface BridgeStats {
@@ -89,6 +114,8 @@ export interface CallOutcome {
   callSid: string | null;
   status: "completed" | "failed" | "handed_off";
   reason: string;
+  /** Ended by the transfer tool: the number the connect action dials. */
+  transferTo?: string;
   usage: Usage;
   stats: BridgeStats;
 }
@@ -105,6 +132,12 @@ interface AssistantItem {
 }
 
 export type ItemKind = "greeting" | "dtmf" | "restored" | "resume";
+
+/** end_reason of a call the agent ended with its built-in tools. */
+export const END_REASONS = { transferred: "transferred", agentHungUp: "agent hung up" } as const;
+// What the model reads back from a built-in: it has said its line, the call ends when it played.
+export const TRANSFER_OUTPUT = '{"ok":true,"note":"The call is being transferred now."}';
+export const END_CALL_OUTPUT = '{"ok":true,"note":"The call ends once your goodbye has played."}';
 
 export interface BridgeOptions {
   /** Ids for items the bridge creates (greeting prompt, DTMF); unique per model session. */
@@ -149,6 +182,12 @@ export class CallBridge {
   #createsResponse = true;
   /** Inside the quiet window: hand off at the next moment nobody speaks. */
   #handoffDue = false;
+  readonly #toolCalls = new ToolCalls();
+  readonly #tools = new Map<string, TenantTool>();
+  /** Calls started and not answered: what the stored row needs once the result lands. */
+  readonly #running = new Map<string, { call: FunctionCall; arguments: unknown; seq: number }>();
+  /** A built-in asked to end the call: it ends once the assistant's last line has played. */
+  #ending: { reason: string; transferTo?: string } | null = null;
 
   constructor(private readonly sink: BridgeSink, private readonly options: BridgeOptions) {}
 
@@ -165,6 +204,7 @@ export class CallBridge {
     const turnDetection = call.session.audio.input.turn_detection;
     this.#interruptResponse = turnDetection.interrupt_response !== false;
     this.#createsResponse = turnDetection.create_response !== false;
+    for (const tool of call.tools ?? []) this.#tools.set(tool.name, tool);
     Object.assign(this.usage, call.priorUsage);
     this.phase = "connecting";
   }
@@ -199,7 +239,7 @@ export class CallBridge {
   get quiet(): boolean {
     return this.phase === "live" && !this.#playback.queued && !this.#callerSpeaking &&
       this.#activeResponse === null && !this.#replyOwed && !this.#replyPending &&
-      this.#awaitingTranscript.size === 0;
+      this.#awaitingTranscript.size === 0 && this.#toolCalls.running === 0 && this.#ending === null;
   }
 
   /**
@@ -210,7 +250,7 @@ export class CallBridge {
   handOff(trigger: HandoffTrigger): void {
     if (this.phase !== "connecting" && this.phase !== "live") return;
     const mode: ResumeMode = this.#activeResponse !== null || this.#replyOwed || this.#replyPending ||
-        this.#playback.queued
+        this.#playback.queued || this.#toolCalls.running > 0
       ? "reply"
       : "listen";
     for (const item of this.#assistant.values()) {
@@ -224,6 +264,7 @@ export class CallBridge {
       trigger,
       mode,
       awaiting_transcripts: this.#awaitingTranscript.size,
+      tools_running: this.#toolCalls.running,
     });
     this.#end("handed_off", handoffReason(trigger, mode));
   }
@@ -289,7 +330,10 @@ export class CallBridge {
     switch (this.#playback.echoed(name)) {
       case "played":
         // The usual quiet moment: the last of a reply has just played.
-        if (this.#playback.marksOutstanding === 0) this.#handOffIfQuiet();
+        if (this.#playback.marksOutstanding === 0) {
+          this.#endIfPlayed();
+          this.#handOffIfQuiet();
+        }
         return;
       case "cleared":
         this.stats.marksIgnored++;
@@ -359,6 +403,12 @@ export class CallBridge {
       case "response.output_item.added":
         if (event.role === "assistant") this.#assistantItem(event.itemId);
         return;
+      case "response.output_item.done":
+        if (event.call !== null) {
+          this.#seqOf(event.call.itemId);
+          this.#toolCalls.itemDone(event.responseId, event.call);
+        }
+        return;
       case "conversation.item.input_audio_transcription.completed":
         this.#addUsage(event.usage, "transcription.");
         if (event.transcript.trim()) {
@@ -416,7 +466,7 @@ export class CallBridge {
     this.phase = "live";
     const { greeting, resume } = this.#call!;
     if (resume) {
-      this.#restore(resume.turns, resume.mode);
+      this.#restore(resume.turns, resume.mode, resume.toolCalls ?? []);
     } else if (greeting && greeting.trim()) {
       const id = this.options.newItemId("greeting");
       this.#ownItems.add(id);
@@ -436,20 +486,40 @@ export class CallBridge {
 
   /** The conversation so far into the new model session, as text items in order; they are not
    * turns (they are stored already), so the server's echoes of them get no seq. */
-  #restore(turns: TurnRow[], mode: ResumeMode): void {
+  #restore(turns: TurnRow[], mode: ResumeMode, toolCalls: ToolCallRow[]): void {
+    // Tool calls go back where they were in the conversation (by seq), as a function_call with its
+    // output (the planner chose which, with the turns).
+    const calls = [...toolCalls].sort((a, b) => a.seq - b.seq);
+    let next = 0;
+    const restoreCallsBefore = (seq: number) => {
+      for (; next < calls.length && calls[next].seq < seq; next++) {
+        const call = calls[next];
+        const args = typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments);
+        this.sink.model(encodeItemCreate({
+          type: "function_call",
+          call_id: call.callId,
+          name: call.name,
+          arguments: args,
+        }));
+        this.sink.model(encodeFunctionCallOutput(call.callId, call.output));
+      }
+    };
     for (const turn of turns) {
+      restoreCallsBefore(turn.seq);
       const id = this.options.newItemId("restored");
       this.#ownItems.add(id);
       const item = turn.role === "user" ? textItem(id, "user", turn.text) : assistantTextItem(id, turn.text);
       this.sink.model(encodeItemCreate(item));
     }
-    if (mode === "reply") {
+    restoreCallsBefore(Infinity);
+    if (mode !== "listen") {
       const id = this.options.newItemId("resume");
       this.#ownItems.add(id);
-      this.sink.model(encodeItemCreate(textItem(id, "system", RESUME_PROMPT)));
+      const prompt = mode === "reply" ? RESUME_PROMPT : TRANSFER_UNANSWERED_PROMPT;
+      this.sink.model(encodeItemCreate(textItem(id, "system", prompt)));
       this.#requestResponse();
     }
-    this.sink.log("info", "call.resumed", { restored_turns: turns.length, mode });
+    this.sink.log("info", "call.resumed", { restored_turns: turns.length, restored_tool_calls: next, mode });
   }
 
   #relayAssistantAudio(responseId: string, itemId: string, delta: string): void {
@@ -477,6 +547,7 @@ export class CallBridge {
     if (this.#activeResponse) this.#cutResponses.add(this.#activeResponse);
     if (!this.#playback.queued) return;
     this.stats.bargeIns++;
+    // A goodbye talked over still ends the call (below, once the clear has emptied the queue).
     this.sink.twilioClear();
     for (const { item: played, audioEndMs } of this.#playback.clear()) {
       this.sink.model(encodeTruncate(played.id, audioEndMs));
@@ -487,6 +558,7 @@ export class CallBridge {
       }
     }
     this.sink.log("info", "call.barge_in", { barge_ins: this.stats.bargeIns });
+    this.#endIfPlayed();
   }
 
   #onAssistantTranscript(itemId: string, transcript: string): void {
@@ -507,11 +579,101 @@ export class CallBridge {
     if (event.status === "failed" || event.status === "incomplete") {
       this.sink.log("warn", "model.response_" + event.status, { reason: event.reason });
     }
+    for (
+      const call of this.#toolCalls.responseDone(event.responseId, event.status, event.functionCalls ?? [])
+    ) {
+      this.#startToolCall(call);
+    }
+    this.#replyIfOwed();
+    this.#endIfPlayed();
+    this.#handOffIfQuiet();
+  }
+
+  // ---- tools ----
+
+  /** A completed function call: a built-in acts here, a tenant's tool goes to the sink to run. */
+  #startToolCall(call: FunctionCall): void {
+    const seq = this.#seqOf(call.itemId);
+    const args = parseArguments(call.arguments);
+    this.#running.set(call.callId, { call, arguments: args, seq });
+    const tool = this.#tools.get(call.name);
+    this.sink.log("info", "tool.started", { tool: call.name, call_id: call.callId, kind: tool?.kind });
+    if (!tool) {
+      this.toolFinished(call.callId, { output: errorOutput("unknown tool"), status: "error", durationMs: 0 });
+    } else if (args === INVALID_ARGUMENTS) {
+      this.toolFinished(call.callId, {
+        output: errorOutput("the arguments are not a JSON object"),
+        status: "error",
+        durationMs: 0,
+      });
+    } else if (tool.kind === "transfer" || tool.kind === "end_call") {
+      const transfer = tool.kind === "transfer";
+      this.#ending ??= transfer
+        ? { reason: END_REASONS.transferred, transferTo: tool.transferTo! }
+        : { reason: END_REASONS.agentHungUp };
+      this.toolFinished(call.callId, {
+        output: transfer ? TRANSFER_OUTPUT : END_CALL_OUTPUT,
+        status: "ok",
+        durationMs: 0,
+      });
+    } else {
+      this.sink.runTool({ callId: call.callId, tool, arguments: args });
+    }
+  }
+
+  /** A tool's result: to the model (once per call), stored, and once the last call of its response
+   * is answered, the model's next response (queued while another one is active). */
+  toolFinished(callId: string, result: ToolResult): void {
+    const running = this.#running.get(callId);
+    if (this.phase === "ended" || running === undefined) return;
+    this.#running.delete(callId);
+    const output = capToolOutput(result.output);
+    this.sink.model(encodeFunctionCallOutput(callId, output));
+    const call = this.#call!;
+    this.sink.toolCall({
+      tenantId: call.tenantId,
+      callSid: call.callSid,
+      seq: running.seq,
+      callId,
+      name: running.call.name,
+      arguments: running.arguments === INVALID_ARGUMENTS ? running.call.arguments : running.arguments,
+      output,
+      status: result.status,
+      durationMs: Math.max(0, Math.round(result.durationMs)),
+    });
+    this.sink.log("info", "tool.finished", {
+      tool: running.call.name,
+      call_id: callId,
+      status: result.status,
+      duration_ms: Math.round(result.durationMs),
+    });
+    // Once a built-in ends the call, the model is not asked to speak again.
+    if (this.#toolCalls.answered(callId) === "last" && this.#ending === null) {
+      this.#replyOwed = true;
+      this.#replyIfOwed();
+    }
+    this.#handOffIfQuiet();
+  }
+
+  /** Tool calls started and not answered yet. */
+  get toolsRunning(): number {
+    return this.#toolCalls.running;
+  }
+
+  #replyIfOwed(): void {
     if (this.#replyOwed && this.#activeResponse === null) {
       this.#replyOwed = false;
       this.#requestResponse();
     }
-    this.#handOffIfQuiet();
+  }
+
+  /** A built-in ended the call: end it once no response is running and everything sent has played
+   * (Twilio echoed the last mark), so the caller hears the whole line. */
+  #endIfPlayed(): void {
+    if (this.#ending === null || this.#activeResponse !== null || this.#playback.queued) return;
+    if (this.#toolCalls.running > 0) return;
+    const { reason, transferTo } = this.#ending;
+    this.#end("completed", reason, transferTo);
   }
 
   // ---- shared ----
@@ -568,10 +730,31 @@ export class CallBridge {
     }
   }
 
-  #end(status: CallOutcome["status"], reason: string): void {
+  #end(status: CallOutcome["status"], reason: string, transferTo?: string): void {
     if (this.phase === "ended") return;
     this.phase = "ended";
     this.#buffered = [];
-    this.sink.end({ callSid: this.callSid, status, reason, usage: this.usage, stats: this.stats });
+    const outcome: CallOutcome = {
+      callSid: this.callSid,
+      status,
+      reason,
+      usage: this.usage,
+      stats: this.stats,
+    };
+    if (transferTo !== undefined) outcome.transferTo = transferTo;
+    this.sink.end(outcome);
+  }
+}
+
+const INVALID_ARGUMENTS = Symbol("invalid arguments");
+
+/** The model's arguments text as an object; "" (no parameters) is {}. */
+function parseArguments(text: string): unknown {
+  if (!text.trim()) return {};
+  try {
+    const value = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : INVALID_ARGUMENTS;
+  } catch {
+    return INVALID_ARGUMENTS;
   }
 }

@@ -4,13 +4,15 @@ import {
   CallBridge,
   type CallOutcome,
   type CallStarted,
+  END_CALL_OUTPUT,
   MAX_BUFFERED_AUDIO_CHARS,
   MAX_BUFFERED_FRAMES,
+  type ToolRun,
 } from "./bridge.ts";
 import { RESUME_PROMPT } from "./handoff.ts";
 import type { ClientEvent, ServerEvent } from "./realtime_events.ts";
 import { buildSessionConfig } from "./session_config.ts";
-import type { TurnRow } from "./store.ts";
+import type { TenantTool, ToolCallRow, TurnRow } from "./store.ts";
 
 const CALL_SID = "CA0123456789abcdef0123456789abcdef";
 const TENANT = "7f2c1d7e-3a5b-4c1d-9e8f-0a1b2c3d4e5f";
@@ -30,6 +32,8 @@ class Recorder implements BridgeSink {
   turns: TurnRow[] = [];
   outcomes: CallOutcome[] = [];
   logs: string[] = [];
+  toolRuns: ToolRun[] = [];
+  toolCalls: ToolCallRow[] = [];
   /** Decoded back, so a test reads what went over the wire as data. */
   model(message: string) {
     const event: ClientEvent = JSON.parse(message);
@@ -48,6 +52,12 @@ class Recorder implements BridgeSink {
   }
   turn(row: TurnRow) {
     this.turns.push(row);
+  }
+  runTool(run: ToolRun) {
+    this.toolRuns.push(run);
+  }
+  toolCall(row: ToolCallRow) {
+    this.toolCalls.push(row);
   }
   log(_level: string, event: string) {
     this.logs.push(event);
@@ -70,7 +80,7 @@ function newBridge(
   { greeting = null, turnDetection = null, ...started }: {
     greeting?: string | null;
     turnDetection?: Record<string, unknown> | null;
-  } & Pick<CallStarted, "handoff" | "resume" | "firstSeq" | "priorUsage"> = {},
+  } & Pick<CallStarted, "handoff" | "resume" | "firstSeq" | "priorUsage" | "tools"> = {},
 ) {
   const sink = new Recorder();
   let ids = 0;
@@ -82,7 +92,7 @@ function newBridge(
     model: null,
     transcriptionModel: null,
     turnDetection,
-  });
+  }, started.tools ?? []);
   const begin = () =>
     bridge.begin({ callSid: CALL_SID, streamSid: "MZ1", tenantId: TENANT, session, greeting, ...started });
   return { sink, bridge, session, begin };
@@ -213,7 +223,10 @@ Deno.test("a greeting makes the assistant speak first, and its prompt is not a t
   assert.equal(sent.length, 3);
   const [create, respond, buffered] = sent;
   assert.equal(create.to, "model");
-  assert.ok(create.to === "model" && create.event.type === "conversation.item.create");
+  assert.ok(
+    create.to === "model" && create.event.type === "conversation.item.create" &&
+      create.event.item.type === "message",
+  );
   assert.equal(create.event.item.id, "greeting_1");
   assert.equal(create.event.item.role, "system");
   assert.match(create.event.item.content[0].text, /Thanks for calling Acme!/);
@@ -826,4 +839,296 @@ Deno.test("a call resumed after a cut reply asks the model to speak first", () =
   // A digit while that reply is being made waits for it, as after a greeting.
   bridge.onTwilioFrame({ event: "dtmf", digit: "2" });
   assert.deepEqual(sink.modelEvents().map((e) => e.type), ["conversation.item.create"]);
+});
+
+// ---- tools ----
+
+const LOOKUP: TenantTool = {
+  name: "lookup_order",
+  description: "Look up an order",
+  parameters: { type: "object", properties: { order: { type: "string" } } },
+  kind: "http",
+  httpUrl: "https://tools.example/lookup",
+  sqlFunction: null,
+  transferTo: null,
+  timeoutMs: 1000,
+};
+const STOCK: TenantTool = { ...LOOKUP, name: "stock", kind: "sql", httpUrl: null, sqlFunction: "app.stock" };
+const TRANSFER: TenantTool = {
+  ...LOOKUP,
+  name: "transfer",
+  kind: "transfer",
+  httpUrl: null,
+  transferTo: "+15550001234",
+};
+const END_CALL: TenantTool = { ...LOOKUP, name: "end_call", kind: "end_call", httpUrl: null };
+const TOOLS = [LOOKUP, STOCK, TRANSFER, END_CALL];
+
+function functionCall(callId: string, name: string, args = "{}", responseId = "resp_1"): ServerEvent {
+  return {
+    type: "response.output_item.done",
+    responseId,
+    call: { itemId: `item_${callId}`, callId, name, arguments: args },
+  };
+}
+
+function toolResponseDone(responseId: string, status = "completed"): ServerEvent {
+  return { type: "response.done", responseId, status, reason: null, usage: {}, transcripts: [] };
+}
+
+/** A response whose only output is these function calls, as the server streams it. */
+function toolResponse(
+  bridge: CallBridge,
+  responseId: string,
+  calls: [string, string, string?][],
+  status?: string,
+) {
+  bridge.onModelEvent({ type: "response.created", responseId });
+  for (const [callId, name, args] of calls) {
+    bridge.onModelEvent(functionCall(callId, name, args, responseId));
+  }
+  bridge.onModelEvent(toolResponseDone(responseId, status));
+}
+
+const outputs = (events: ClientEvent[]) =>
+  events.flatMap((event) =>
+    event.type === "conversation.item.create" && event.item.type === "function_call_output"
+      ? [[event.item.call_id, event.item.output]]
+      : []
+  );
+const creates = (events: ClientEvent[]) => events.filter((event) => event.type === "response.create").length;
+
+Deno.test("the session lists the tenant's tools flat, with tool_choice auto; none without tools", () => {
+  const { session } = liveBridge({ tools: TOOLS });
+  assert.deepEqual(
+    session.tools?.map((tool) => Object.keys(tool)),
+    TOOLS.map(() => ["type", "name", "description", "parameters"]),
+  );
+  assert.equal(session.tool_choice, "auto");
+  assert.equal(liveBridge().session.tools, undefined);
+});
+
+Deno.test("a tool runs only once its response completed, then its output and one response.create go out", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onModelEvent(functionCall("call_1", "lookup_order", '{"order":"A1"}'));
+  assert.deepEqual(sink.toolRuns, [], "the item is done but its response is not");
+  bridge.onModelEvent(toolResponseDone("resp_1"));
+  assert.deepEqual(sink.toolRuns, [{ callId: "call_1", tool: LOOKUP, arguments: { order: "A1" } }]);
+  assert.equal(bridge.quiet, false, "a running tool is not a quiet moment");
+  sink.drain();
+  bridge.toolFinished("call_1", { output: '{"status":"shipped"}', status: "ok", durationMs: 12.4 });
+  const events = sink.modelEvents();
+  assert.deepEqual(outputs(events), [["call_1", '{"status":"shipped"}']]);
+  assert.equal(creates(events), 1);
+  assert.deepEqual(
+    sink.toolCalls.map(({ callId, status, durationMs, arguments: args }) => ({
+      callId,
+      status,
+      durationMs,
+      args,
+    })),
+    [
+      { callId: "call_1", status: "ok", durationMs: 12, args: { order: "A1" } },
+    ],
+  );
+  bridge.toolFinished("call_1", { output: "again", status: "ok", durationMs: 1 });
+  assert.deepEqual(sink.modelEvents(), [], "a result lands once");
+  assert.equal(sink.toolCalls.length, 1);
+});
+
+Deno.test("a function call in a cancelled or incomplete response never runs", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  toolResponse(bridge, "resp_c", [["call_c", "lookup_order"]], "cancelled");
+  toolResponse(bridge, "resp_i", [["call_i", "lookup_order"]], "incomplete");
+  assert.deepEqual(sink.toolRuns, []);
+  assert.deepEqual(outputs(sink.modelEvents()), []);
+  assert.deepEqual(sink.toolCalls, []);
+  assert.equal(bridge.toolsRunning, 0);
+});
+
+Deno.test("two calls in one response are both answered before one response.create", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  toolResponse(bridge, "resp_2", [["call_a", "lookup_order"], ["call_b", "stock"]]);
+  assert.deepEqual(sink.toolRuns.map((run) => run.callId), ["call_a", "call_b"]);
+  sink.drain();
+  bridge.toolFinished("call_b", { output: "b", status: "ok", durationMs: 5 });
+  assert.equal(creates(sink.modelEvents()), 0, "call_a is still running");
+  bridge.toolFinished("call_a", { output: "a", status: "ok", durationMs: 9 });
+  assert.equal(creates(sink.modelEvents()), 1);
+  // Stored in conversation order (the items' seq), whatever order they finished in.
+  const [b, a] = sink.toolCalls;
+  assert.ok(a.seq < b.seq);
+});
+
+Deno.test("a response.create owed during an active response waits for its response.done", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  toolResponse(bridge, "resp_1", [["call_1", "lookup_order"]]);
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_other" });
+  sink.drain();
+  bridge.toolFinished("call_1", { output: "x", status: "ok", durationMs: 1 });
+  const during = sink.modelEvents();
+  assert.equal(outputs(during).length, 1, "the output may go in during a response");
+  assert.equal(creates(during), 0, "response.create may not");
+  bridge.onModelEvent(toolResponseDone("resp_other"));
+  assert.equal(creates(sink.modelEvents()), 1);
+});
+
+Deno.test("a caller barging in during a slow tool: the reply is cut, the result still lands once", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  toolResponse(bridge, "resp_1", [["call_1", "lookup_order"]]);
+  // The caller talks; the server answers them while the tool is still running.
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u1" });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_2" });
+  bridge.onModelEvent(delta("item_a2", 200, "resp_2"));
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u2" });
+  assert.equal(bridge.stats.bargeIns, 1);
+  sink.drain();
+  bridge.toolFinished("call_1", { output: "late", status: "ok", durationMs: 4000 });
+  assert.deepEqual(outputs(sink.modelEvents()), [["call_1", "late"]]);
+  bridge.onModelEvent(toolResponseDone("resp_2", "cancelled"));
+  assert.equal(creates(sink.modelEvents()), 1, "the owed reply follows the cancelled response");
+  bridge.toolFinished("call_1", { output: "late", status: "ok", durationMs: 4000 });
+  assert.equal(sink.toolCalls.length, 1);
+});
+
+Deno.test("a timed-out tool answers its error output, and the call goes on", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  toolResponse(bridge, "resp_1", [["call_1", "lookup_order"]]);
+  sink.drain();
+  bridge.toolFinished("call_1", {
+    output: '{"error":"the tool timed out"}',
+    status: "timeout",
+    durationMs: 1000,
+  });
+  const events = sink.modelEvents();
+  assert.deepEqual(outputs(events), [["call_1", '{"error":"the tool timed out"}']]);
+  assert.equal(creates(events), 1);
+  assert.equal(sink.toolCalls[0].status, "timeout");
+  assert.equal(bridge.phase, "live");
+});
+
+Deno.test("an unknown tool or arguments that are not an object answer an error without running", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  toolResponse(bridge, "resp_1", [["call_1", "nope"], ["call_2", "lookup_order", "[1,"]]);
+  assert.deepEqual(sink.toolRuns, []);
+  assert.deepEqual(sink.toolCalls.map((row) => [row.status, JSON.parse(row.output).error]), [
+    ["error", "unknown tool"],
+    ["error", "the arguments are not a JSON object"],
+  ]);
+  assert.equal(sink.toolCalls[1].arguments, "[1,");
+  assert.equal(creates(sink.modelEvents()), 1);
+});
+
+Deno.test("a handoff waits for a running tool and the reply it is owed", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS, handoff: WINDOW });
+  toolResponse(bridge, "resp_1", [["call_1", "lookup_order"]]);
+  bridge.tick(1_500);
+  assert.equal(sink.outcomes.length, 0, "not quiet while the tool runs");
+  bridge.toolFinished("call_1", { output: "done", status: "ok", durationMs: 30 });
+  assert.equal(sink.outcomes.length, 0, "its reply is owed now");
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_2" });
+  bridge.onModelEvent(toolResponseDone("resp_2"));
+  assert.deepEqual(sink.outcomes.map((o) => o.status), ["handed_off"]);
+});
+
+Deno.test("restored tool calls go between the turns they came between, as a call and its output", () => {
+  const { sink, bridge, begin } = newBridge({
+    resume: {
+      mode: "listen",
+      turns: [
+        {
+          tenantId: TENANT,
+          callSid: CALL_SID,
+          role: "user",
+          text: "where is A1?",
+          itemId: "u",
+          seq: 3,
+          interrupted: false,
+        },
+        {
+          tenantId: TENANT,
+          callSid: CALL_SID,
+          role: "assistant",
+          text: "shipped",
+          itemId: "a",
+          seq: 5,
+          interrupted: false,
+        },
+      ],
+      toolCalls: [{
+        tenantId: TENANT,
+        callSid: CALL_SID,
+        seq: 4,
+        callId: "call_9",
+        name: "lookup_order",
+        arguments: { order: "A1" },
+        output: '{"status":"shipped"}',
+        status: "ok",
+        durationMs: 20,
+      }],
+    },
+  });
+  begin();
+  bridge.modelOpened();
+  bridge.onModelEvent(UPDATED_PCMU);
+  const items = sink.modelEvents().flatMap((event) =>
+    event.type === "conversation.item.create" ? [event.item] : []
+  );
+  assert.deepEqual(items.map((item) => item.type === "message" ? item.role : item.type), [
+    "user",
+    "function_call",
+    "function_call_output",
+    "assistant",
+  ]);
+  assert.deepEqual(items[1], {
+    type: "function_call",
+    call_id: "call_9",
+    name: "lookup_order",
+    arguments: '{"order":"A1"}',
+  });
+});
+
+Deno.test("end_call: the goodbye plays to the end, then the call completes as the agent hanging up", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onModelEvent({ type: "response.output_item.added", itemId: "item_bye", role: "assistant" });
+  bridge.onModelEvent(delta("item_bye", 300));
+  bridge.onModelEvent(functionCall("call_bye", "end_call"));
+  bridge.onModelEvent(toolResponseDone("resp_1"));
+  const events = sink.drain();
+  const modelEvents = events.flatMap((sent) => sent.to === "model" ? [sent.event] : []);
+  assert.deepEqual(outputs(modelEvents), [["call_bye", END_CALL_OUTPUT]]);
+  assert.equal(creates(modelEvents), 0, "the model is not asked to speak again");
+  assert.equal(sink.outcomes.length, 0, "the goodbye has not played yet");
+  const marks = events.flatMap((sent) => sent.to === "twilio" && sent.mark ? [sent.mark] : []);
+  for (const mark of marks.slice(0, -1)) bridge.onTwilioFrame({ event: "mark", name: mark });
+  assert.equal(sink.outcomes.length, 0);
+  bridge.onTwilioFrame({ event: "mark", name: marks.at(-1)! });
+  assert.deepEqual(sink.outcomes.map(({ status, reason }) => [status, reason]), [[
+    "completed",
+    "agent hung up",
+  ]]);
+  assert.equal(sink.toolCalls[0].status, "ok");
+});
+
+Deno.test("transfer: answered, the line plays out, then the call completes as transferred to the number", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onModelEvent(delta("item_line", 120));
+  bridge.onModelEvent(functionCall("call_t", "transfer", '{"reason":"wants a person"}'));
+  bridge.onModelEvent(toolResponseDone("resp_1"));
+  const marks = sink.drain().flatMap((sent) => sent.to === "twilio" && sent.mark ? [sent.mark] : []);
+  assert.equal(sink.outcomes.length, 0);
+  for (const mark of marks) bridge.onTwilioFrame({ event: "mark", name: mark });
+  assert.deepEqual(sink.outcomes.map(({ status, reason, transferTo }) => [status, reason, transferTo]), [
+    ["completed", "transferred", "+15550001234"],
+  ]);
+  assert.deepEqual(sink.toolCalls[0].arguments, { reason: "wants a person" });
+});
+
+Deno.test("a built-in with nothing left to play ends the call at its response's end", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  toolResponse(bridge, "resp_1", [["call_e", "end_call"]]);
+  assert.deepEqual(sink.outcomes.map((o) => o.reason), ["agent hung up"]);
 });

@@ -8,7 +8,7 @@ import type { CallStarted } from "./bridge.ts";
 import { restorableTurns } from "./handoff.ts";
 import type { LogFields } from "./log.ts";
 import { buildSessionConfig } from "./session_config.ts";
-import type { CallRecord, NumberOwner, TurnRow } from "./store.ts";
+import type { CallRecord, NumberOwner, ToolCallRow, TurnRow } from "./store.ts";
 import type { StreamCall } from "./stream_contract.ts";
 
 /** What the store returned for the stream, read before the call starts. */
@@ -17,7 +17,7 @@ export interface StoreFindings {
   owner: NumberOwner | null;
   /** On a stream that resumes a handed-off call, once its claim succeeded: the claimed row and
    * the call's stored turns. Null on a first stream. */
-  resumed: { call: CallRecord; turns: TurnRow[] } | null;
+  resumed: { call: CallRecord; turns: TurnRow[]; toolCalls?: ToolCallRow[] } | null;
 }
 
 /** Something the session logs as a warning (field names only, never a tenant's values). */
@@ -77,7 +77,7 @@ export function planClaim(stream: StreamCall, claim: ClaimResult): ClaimPlan {
 
 export interface CallPlan {
   /** What the bridge begins with; the session adds the stream's ids and the handoff schedule. */
-  call: Pick<CallStarted, "session" | "greeting" | "firstSeq" | "resume" | "priorUsage">;
+  call: Pick<CallStarted, "session" | "greeting" | "firstSeq" | "resume" | "priorUsage" | "tools">;
   /** The Realtime model to connect to. */
   model: string;
   warnings: PlanWarning[];
@@ -92,6 +92,8 @@ export function planCall(stream: StreamCall, found: StoreFindings, defaultModel:
     warnings.push({ event: "call.number_moved", fields: {} });
   }
   const settings = owner?.tenantId === stream.tenantId ? owner.agent : null;
+  // Another tenant's tools never run in this call (the number moved: the default agent has none).
+  const tools = owner?.tenantId === stream.tenantId ? owner.tools ?? [] : [];
 
   const resumed = stream.resume ? found.resumed : null;
 
@@ -101,20 +103,34 @@ export function planCall(stream: StreamCall, found: StoreFindings, defaultModel:
     warnings.push({ event: "agent.setting_rejected", fields: { fields: checked.rejected.join(",") } });
   }
   const agent = checked.agent;
-  const { session, dropped } = buildSessionConfig(agent);
+  const { session, dropped } = buildSessionConfig(agent, tools);
   if (dropped.length > 0) {
     warnings.push({ event: "agent.settings_dropped", fields: { fields: dropped.join(",") } });
   }
 
   const stored = resumed?.turns ?? [];
+  const restored = restorableTurns(stored);
+  // Tool calls go back with the turns around them: when the budget dropped older turns, the tool
+  // calls among those go too.
+  const firstKept = restored[0]?.seq ?? Infinity;
+  const cut = stored.some((turn) => turn.text.trim() && turn.seq < firstKept);
+  const storedToolCalls = (resumed?.toolCalls ?? []).filter((call) => !cut || call.seq >= firstKept);
   return {
     call: {
       session,
       // A resumed call was greeted on its first stream.
       greeting: stream.resume ? null : agent?.greeting ?? null,
-      resume: stream.resume ? { turns: restorableTurns(stored), mode: stream.resume.mode } : undefined,
-      // Seqs continue after every stored turn, restored or not: no collision with earlier rows.
-      firstSeq: stored.reduce((next, turn) => Math.max(next, turn.seq + 1), 0),
+      resume: stream.resume
+        ? {
+          turns: restored,
+          mode: stream.resume.mode,
+          ...(storedToolCalls.length > 0 ? { toolCalls: storedToolCalls } : {}),
+        }
+        : undefined,
+      // Seqs continue after every stored turn and tool call, restored or not: no collision with
+      // earlier rows.
+      firstSeq: [...stored, ...storedToolCalls].reduce((next, row) => Math.max(next, row.seq + 1), 0),
+      tools,
       priorUsage: resumed?.call.usage,
     },
     model: agent?.model?.trim() || defaultModel,

@@ -165,3 +165,51 @@ Deno.test("a first stream ignores resume findings it did not ask for", () => {
   assert.equal(plan.call.firstSeq, 0);
   assert.equal(plan.call.greeting, "Acme, good morning!");
 });
+
+Deno.test("a resume restores the stored tool calls, except those among turns the budget dropped", () => {
+  const toolCall = (seq: number) => ({
+    tenantId: TENANT,
+    callSid: "CA1",
+    seq,
+    callId: `call_${seq}`,
+    name: "lookup",
+    arguments: {},
+    output: "{}",
+    status: "ok" as const,
+    durationMs: 1,
+  });
+  const turnAt = (seq: number, text: string) => ({
+    tenantId: TENANT,
+    callSid: "CA1",
+    role: "user" as const,
+    text,
+    itemId: `item_${seq}`,
+    seq,
+    interrupted: false,
+  });
+  const all = planCall(
+    resumedStream,
+    {
+      ...ownNumber,
+      resumed: { call: callRow, turns: [turnAt(1, "hi")], toolCalls: [toolCall(0), toolCall(2)] },
+    },
+    DEFAULT_MODEL,
+  );
+  assert.deepEqual(all.call.resume?.toolCalls?.map((call) => call.seq), [0, 2]);
+  assert.equal(all.call.firstSeq, 3, "after the last tool call too");
+  const long = "x".repeat(15_000);
+  const cut = planCall(
+    resumedStream,
+    {
+      ...ownNumber,
+      resumed: {
+        call: callRow,
+        turns: [turnAt(1, long), turnAt(3, long)],
+        toolCalls: [toolCall(0), toolCall(2), toolCall(4)],
+      },
+    },
+    DEFAULT_MODEL,
+  );
+  assert.deepEqual(cut.call.resume?.turns.map((turn) => turn.seq), [3]);
+  assert.deepEqual(cut.call.resume?.toolCalls?.map((call) => call.seq), [4]);
+});

@@ -2,13 +2,15 @@
 // on the other, the turn writer behind. The only awaits are in setup (token check, tenant lookup)
 // and at the end (finalize, flush); per frame it is decode, one bridge call, one send.
 
-import { CallBridge, type CallOutcome, type ItemKind } from "./bridge.ts";
+import { CallBridge, type CallOutcome, type ItemKind, type ToolResult, type ToolRun } from "./bridge.ts";
 import { type ClaimResult, planCall, planClaim, type StoreFindings, streamNumber } from "./call_planner.ts";
 import { realtimeModelUrl } from "./config.ts";
 import { handoffSchedule } from "./handoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { decodeServerEvent } from "./realtime_events.ts";
-import type { CallEnd, NumberOwner, StoreBackend, TurnRow } from "./store.ts";
+import type { CallEnd, NumberOwner, StoreBackend, ToolCallRow, TurnRow } from "./store.ts";
+import type { ToolCallContext } from "./tool_runner.ts";
+import { errorOutput } from "./tool_output.ts";
 import { type StreamCall, verifyStreamStart } from "./stream_contract.ts";
 import { decodeTwilioFrame, type TwilioEncoder, twilioEncoder, type TwilioFrame } from "./twilio_frames.ts";
 import type { RejectReason } from "./wire.ts";
@@ -16,6 +18,8 @@ import type { RejectReason } from "./wire.ts";
 /** The per-call face of the turn store: record is synchronous (queued), the rest is the end. */
 export interface CallWriter {
   record(row: TurnRow): void;
+  /** Queue a tool call's row (stored once per call_id). */
+  recordToolCall(row: ToolCallRow): void;
   /** Queue the call row's finalization (after every recorded turn). */
   finish(end: Omit<CallEnd, "callSid">): void;
   /** Write what is queued, giving up after timeoutMs (what is left stays queued and logged). */
@@ -51,6 +55,8 @@ export interface CallSessionDeps {
   workerStartedAt: number | null;
   /** The clock of workerStartedAt, in ms (performance.now). */
   now(): number;
+  /** Runs a tenant's http or sql tool (tool_runner.ts); absent: tools answer an error. */
+  runTool?: (context: ToolCallContext, run: ToolRun) => Promise<ToolResult>;
 }
 
 // What Twilio sends before `start` is one `connected` frame (~70 bytes), and `start` itself is
@@ -110,6 +116,8 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => resolveDone = resolve);
   let ending: Promise<void> | null = null;
+  /** Set once the call has begun: who calls whom, for its tools. */
+  let toolContext: ToolCallContext | null = null;
 
   let preStartMessages = 0;
   const refuse = (why: string) => {
@@ -143,11 +151,29 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     twilioMark: (name) => sendTwilio(encoder!.mark(name)),
     twilioClear: () => sendTwilio(encoder!.clear()),
     turn: (row) => writer?.record(row),
+    runTool: (run) => runTool(run),
+    toolCall: (row) => writer?.recordToolCall(row),
     log: (level, event, fields) => log[level](event, fields),
     end: (outcome) => {
       ending = finishCall(outcome);
     },
   }, { newItemId: itemIdFactory() });
+
+  /** Off the audio path: the bridge hears back when the tool answers (or its timeout passed). */
+  function runTool(run: ToolRun): void {
+    const started = deps.now();
+    const running = deps.runTool && toolContext
+      ? deps.runTool(toolContext, run)
+      : Promise.resolve<ToolResult>({
+        output: errorOutput("tools are not available"),
+        status: "error",
+        durationMs: 0,
+      });
+    running.catch((error): ToolResult => {
+      log.error("tool.failed", { tool: run.tool.name, message: errorMessage(error) });
+      return { output: errorOutput("the tool failed"), status: "error", durationMs: deps.now() - started };
+    }).then((result) => bridge.toolFinished(run.callId, result));
+  }
 
   async function finishCall(outcome: CallOutcome): Promise<void> {
     clearTimeout(preStartTimer);
@@ -159,7 +185,13 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     deps.onOutcome({ ...outcome, callSid: call?.callSid ?? null, stream: call?.stream ?? null });
     if (call !== null) {
       writer ??= deps.openWriter(call.callSid, call.tenantId);
-      writer.finish({ status: outcome.status, endReason: outcome.reason, usage: { ...outcome.usage } });
+      const end: Omit<CallEnd, "callSid"> = {
+        status: outcome.status,
+        endReason: outcome.reason,
+        usage: { ...outcome.usage },
+      };
+      if (outcome.transferTo !== undefined) end.transferTo = outcome.transferTo;
+      writer.finish(end);
       try {
         await writer.flush(deps.flushTimeoutMs);
       } catch (error) {
@@ -224,7 +256,11 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     let resumed: StoreFindings["resumed"] = null;
     if (stream.resume && claim.call !== null) {
       try {
-        resumed = { call: claim.call, turns: await deps.store.loadTurns(stream.callSid) };
+        const [turns, toolCalls] = await Promise.all([
+          deps.store.loadTurns(stream.callSid),
+          deps.store.loadToolCalls(stream.callSid),
+        ]);
+        resumed = { call: claim.call, turns, toolCalls };
       } catch (error) {
         // Without its history the model would start the conversation over: apologize instead.
         log.error("store.resume_failed", { message: errorMessage(error) });
@@ -237,6 +273,12 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     const plan = planCall(stream, { owner, resumed }, deps.realtimeModel);
     for (const warning of plan.warnings) log.warn(warning.event, warning.fields);
     writer = deps.openWriter(stream.callSid, stream.tenantId);
+    toolContext = {
+      tenantId: stream.tenantId,
+      callSid: stream.callSid,
+      from: claim.call?.fromNumber ?? null,
+      to: stream.toNumber || null,
+    };
     const handoff = handoffSchedule(
       deps.wallClockLimitS,
       deps.workerStartedAt ?? streamStartedAt,

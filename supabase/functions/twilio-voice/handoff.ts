@@ -16,8 +16,9 @@ import type { TurnRow } from "./store.ts";
 
 export type HandoffTrigger = "quiet" | "forced" | "beforeunload";
 /** What the next stream's model does first: wait for the caller, or reply at once (the handoff
- * cut a reply short, or the caller's last words had no answer yet). */
-export type ResumeMode = "listen" | "reply";
+ * cut a reply short, or the caller's last words had no answer yet), or tell the caller that the
+ * transfer it asked for was not answered (the call came back from a <Dial>). */
+export type ResumeMode = "listen" | "reply" | "transfer_unanswered";
 
 /** Times on the clock the bridge is fed with (performance.now() in ms). */
 export interface HandoffSchedule {
@@ -96,12 +97,22 @@ export function handoffReason(trigger: HandoffTrigger, mode: ResumeMode): string
 }
 
 export function resumeModeOf(endReason: string | null): ResumeMode {
+  if (endReason === TRANSFER_UNANSWERED_REASON) return "transfer_unanswered";
   return endReason?.startsWith("handoff:") && endReason.endsWith(":reply") ? "reply" : "listen";
 }
 
 export function isResumeMode(value: string | undefined): value is ResumeMode {
-  return value === "listen" || value === "reply";
+  return value === "listen" || value === "reply" || value === "transfer_unanswered";
 }
+
+/** The calls row's end_reason while a call whose transfer nobody answered waits for its stream. */
+export const TRANSFER_UNANSWERED_REASON = "handoff:transfer_unanswered";
+
+/** Told to the new model session when the call came back from a transfer nobody answered. */
+export const TRANSFER_UNANSWERED_PROMPT =
+  "You transferred the caller to a person, but nobody answered the transfer, so the caller is " +
+  "back with you on the line. Tell the caller briefly that nobody answered, and offer to help " +
+  "them yourself or take a message. Do not greet the caller again.";
 
 /** Told to the new model session (a system item) when it must speak first after a handoff. */
 export const RESUME_PROMPT =

@@ -8,6 +8,8 @@ import type { StoreBackend } from "./store.ts";
 import { createPostgresBackend } from "./store_postgres.ts";
 import { createRestBackend } from "./store_rest.ts";
 import { TurnStore } from "./turn_store.ts";
+import { toolRunner } from "./tool_runner.ts";
+import { createSqlToolPool } from "./tool_sql.ts";
 
 // Supabase counts a worker's wall clock from the worker's start, and a worker serves many calls:
 // the handoff budget runs from here (module evaluation, as early as this code can see). See
@@ -73,7 +75,15 @@ function main(): void {
   const log = createLogger({ secrets: secretsOf(config) });
   const backend = openBackend(config);
   const turnStore = new TurnStore(backend, { logger: log });
+  // SQL tools need a database connection: with TURN_STORE=rest they run only when SUPABASE_DB_URL
+  // is set too (otherwise such a tool answers the model an error).
+  const sqlTools = config.supabaseDbUrl ? createSqlToolPool(config.supabaseDbUrl) : null;
+  const runTool = toolRunner({
+    signingKey: (tenantId) => backend.toolSigningKey(tenantId),
+    sql: sqlTools?.execute ?? null,
+  });
   const app = createApp({
+    runTool,
     config,
     store: backend,
     log,
@@ -128,6 +138,7 @@ function main(): void {
         await shutdown(signal);
         await server.shutdown();
         await backend.close();
+        await sqlTools?.close();
         Deno.exit(0);
       });
     } catch {

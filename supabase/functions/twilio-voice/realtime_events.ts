@@ -27,6 +27,8 @@ export type ServerEvent =
   | { type: "conversation.item.input_audio_transcription.failed"; itemId: string; message: string }
   | { type: "response.created"; responseId: string }
   | { type: "response.output_item.added"; itemId: string; role: string | null }
+  /** A function_call item the model finished writing (its response may still be cancelled). */
+  | { type: "response.output_item.done"; responseId: string; call: FunctionCall | null }
   | { type: "response.output_audio.delta"; responseId: string; itemId: string; delta: string }
   | { type: "response.output_audio_transcript.delta"; itemId: string; delta: string }
   | { type: "response.output_audio_transcript.done"; itemId: string; transcript: string }
@@ -39,8 +41,18 @@ export type ServerEvent =
     /** Assistant message items of the response with their transcripts (a fallback when a
      * cancelled response never sent its transcript's done event). */
     transcripts: { itemId: string; transcript: string }[];
+    /** Completed function_call items of the response (the item.done events are the usual source). */
+    functionCalls?: FunctionCall[];
   }
   | { type: "ignored"; name: string };
+
+/** A function_call item as the model wrote it; `arguments` is the model's JSON text, unparsed. */
+export interface FunctionCall {
+  itemId: string;
+  callId: string;
+  name: string;
+  arguments: string;
+}
 
 // GA server events the bridge has no use for: accepted quietly, unlike unknown (e.g. beta) names.
 const IGNORED_EVENTS = new Set([
@@ -61,7 +73,6 @@ const IGNORED_EVENTS = new Set([
   "rate_limits.updated",
   "response.content_part.added",
   "response.content_part.done",
-  "response.output_item.done",
   "response.output_audio.done",
   "response.output_text.delta",
   "response.output_text.done",
@@ -100,6 +111,19 @@ function assistantTranscripts(output: unknown): { itemId: string; transcript: st
     if (transcript) found.push({ itemId: item.id, transcript });
   }
   return found;
+}
+
+/** A completed function_call item, or null for any other item (messages, unfinished calls). */
+function functionCallOf(item: unknown): FunctionCall | null {
+  if (!isObject(item) || item.type !== "function_call" || item.status === "incomplete") return null;
+  const itemId = str(item.id), callId = str(item.call_id), name = str(item.name);
+  if (itemId === null || callId === null || name === null) return null;
+  return { itemId, callId, name, arguments: str(item.arguments) ?? "" };
+}
+
+function functionCallsOf(output: unknown): FunctionCall[] {
+  if (!Array.isArray(output)) return [];
+  return output.map(functionCallOf).filter((call): call is FunctionCall => call !== null);
 }
 
 export function decodeServerEvent(data: unknown): Decoded<ServerEvent> {
@@ -165,6 +189,11 @@ export function decodeServerEvent(data: unknown): Decoded<ServerEvent> {
       if (itemId === null || transcript === null) return bad;
       return { ok: true, frame: { type, itemId, transcript } };
     }
+    case "response.output_item.done":
+      return {
+        ok: true,
+        frame: { type, responseId: str(message.response_id) ?? "", call: functionCallOf(message.item) },
+      };
     case "response.created": {
       const response = isObject(message.response) ? message.response : {};
       return { ok: true, frame: { type, responseId: str(response.id) ?? "" } };
@@ -183,6 +212,7 @@ export function decodeServerEvent(data: unknown): Decoded<ServerEvent> {
           reason,
           usage: flattenUsage(response.usage),
           transcripts: assistantTranscripts(response.output),
+          functionCalls: functionCallsOf(response.output),
         },
       };
     }
@@ -209,7 +239,10 @@ export interface OutputText {
 
 export type MessageItem =
   | { id: string; type: "message"; role: "user" | "system"; content: InputText[] }
-  | { id: string; type: "message"; role: "assistant"; content: OutputText[] };
+  | { id: string; type: "message"; role: "assistant"; content: OutputText[] }
+  | { type: "function_call_output"; call_id: string; output: string }
+  /** An earlier session's tool call, restored after a handoff so its output has a call to answer. */
+  | { type: "function_call"; call_id: string; name: string; arguments: string };
 
 export type TurnDetection =
   | {
@@ -228,10 +261,21 @@ export type TurnDetection =
     interrupt_response?: boolean;
   };
 
+/** A tool as session.tools lists it (GA: flat, no nested `function` object). */
+export interface FunctionTool {
+  type: "function";
+  name: string;
+  description: string;
+  parameters: Record<string, unknown>;
+}
+
 export interface SessionConfig {
   type: "realtime";
   instructions: string;
   output_modalities: ["audio"];
+  /** Absent when the tenant has no tools: the server's default (none) stands. */
+  tools?: FunctionTool[];
+  tool_choice?: "auto";
   audio: {
     input: {
       format: { type: "audio/pcmu" };
@@ -282,6 +326,11 @@ export function encodeTruncate(itemId: string, audioEndMs: number): string {
 
 export function textItem(id: string, role: "user" | "system", text: string): MessageItem {
   return { id, type: "message", role, content: [{ type: "input_text", text }] };
+}
+
+/** A tool's result, answering the model's function_call with the same call_id. */
+export function encodeFunctionCallOutput(callId: string, output: string): string {
+  return encodeItemCreate({ type: "function_call_output", call_id: callId, output });
 }
 
 /** An assistant message given as text: the GA shape for output the model "said" earlier

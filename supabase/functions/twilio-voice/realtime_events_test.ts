@@ -3,6 +3,7 @@ import {
   assistantTextItem,
   decodeServerEvent,
   encodeAudioAppend,
+  encodeFunctionCallOutput,
   encodeItemCreate,
   encodeResponseCreate,
   encodeSessionUpdate,
@@ -153,7 +154,57 @@ Deno.test("response.done carries status, reason and flattened usage", () => {
         "output_token_details.text_tokens": 2,
       },
       transcripts: [{ itemId: "a1", transcript: "Sure, one" }],
+      // f1 is no complete function_call (no call_id): nothing to run.
+      functionCalls: [],
     },
+  });
+});
+
+Deno.test("function calls: a done item decodes to its call, a message item to none; response.done lists completed ones", () => {
+  const call = {
+    id: "item_f",
+    type: "function_call",
+    call_id: "call_1",
+    name: "lookup",
+    arguments: '{"a":1}',
+  };
+  assert.deepEqual(
+    decode({ type: "response.output_item.done", response_id: "r1", item: { ...call, status: "completed" } }),
+    {
+      ok: true,
+      frame: {
+        type: "response.output_item.done",
+        responseId: "r1",
+        call: { itemId: "item_f", callId: "call_1", name: "lookup", arguments: '{"a":1}' },
+      },
+    },
+  );
+  const message = { id: "a1", type: "message", role: "assistant", content: [] };
+  assert.deepEqual(decode({ type: "response.output_item.done", response_id: "r1", item: message }), {
+    ok: true,
+    frame: { type: "response.output_item.done", responseId: "r1", call: null },
+  });
+  const done = decode({
+    type: "response.done",
+    response: {
+      id: "r1",
+      status: "completed",
+      output: [message, call, { ...call, call_id: "c2", status: "incomplete" }],
+    },
+  });
+  assert.ok(done.ok && done.frame.type === "response.done");
+  assert.deepEqual(done.frame.functionCalls, [{
+    itemId: "item_f",
+    callId: "call_1",
+    name: "lookup",
+    arguments: '{"a":1}',
+  }]);
+});
+
+Deno.test("a function_call_output is a conversation.item.create with the call's id", () => {
+  assert.deepEqual(JSON.parse(encodeFunctionCallOutput("call_1", '{"ok":true}')), {
+    type: "conversation.item.create",
+    item: { type: "function_call_output", call_id: "call_1", output: '{"ok":true}' },
   });
 });
 

@@ -8,8 +8,9 @@ export type CappedBody =
   | { kind: "too_large" }
   | { kind: "timeout" };
 
+/** `request` may be a Response too (a tool's answer): only its headers and body are read. */
 export async function readCappedText(
-  request: Request,
+  request: Pick<Request, "headers" | "body">,
   maxBytes: number,
   timeoutMs: number,
 ): Promise<CappedBody> {

@@ -3,8 +3,8 @@
 // Tenants edit turn_detection as free JSON; the server discards a whole session.update over one
 // unknown field, so unknown or mistyped keys are dropped here (and reported) instead.
 
-import type { AgentSettings } from "./store.ts";
-import type { SessionConfig, TurnDetection } from "./realtime_events.ts";
+import type { AgentSettings, TenantTool } from "./store.ts";
+import type { FunctionTool, SessionConfig, TurnDetection } from "./realtime_events.ts";
 
 export const DEFAULT_INSTRUCTIONS = "You are a friendly, concise assistant answering a phone call. " +
   "Speak naturally and keep each reply to one or two short sentences. Ask one question at a time. " +
@@ -69,7 +69,21 @@ export function sanitizeTurnDetection(
 
 const nonEmpty = (value: string | null | undefined): string | null => value && value.trim() ? value : null;
 
-export function buildSessionConfig(agent: AgentSettings | null): BuiltSession {
+/** The tenant's tools as session.tools lists them: only the documented fields (name, description,
+ * parameters), whatever kind runs them; the bridge keeps the rest. */
+export function sessionTools(tools: readonly TenantTool[]): FunctionTool[] {
+  return tools.map((tool) => ({
+    type: "function",
+    name: tool.name,
+    description: tool.description,
+    parameters: tool.parameters,
+  }));
+}
+
+export function buildSessionConfig(
+  agent: AgentSettings | null,
+  tools: readonly TenantTool[] = [],
+): BuiltSession {
   const { turnDetection, dropped } = sanitizeTurnDetection(agent?.turnDetection ?? null);
   const session: SessionConfig = {
     type: "realtime",
@@ -84,6 +98,10 @@ export function buildSessionConfig(agent: AgentSettings | null): BuiltSession {
       output: { format: { type: "audio/pcmu" }, voice: nonEmpty(agent?.voice) ?? DEFAULT_VOICE },
     },
   };
+  if (tools.length > 0) {
+    session.tools = sessionTools(tools);
+    session.tool_choice = "auto";
+  }
   return { session, dropped };
 }
 

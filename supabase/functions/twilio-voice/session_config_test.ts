@@ -92,3 +92,24 @@ Deno.test("unknown or mistyped turn detection keys are dropped and reported", ()
   assert.deepEqual(unknownType.dropped, ["turn_detection.type"]);
   assert.equal(unknownType.turnDetection.type, "server_vad");
 });
+
+Deno.test("tools go into the session flat with tool_choice auto, and only the documented fields", () => {
+  const tool = {
+    name: "lookup_order",
+    description: "Look up an order",
+    parameters: { type: "object", properties: { order: { type: "string" } } },
+    kind: "http" as const,
+    httpUrl: "https://tools.example/lookup",
+    sqlFunction: null,
+    transferTo: null,
+    timeoutMs: 5000,
+  };
+  const { session } = buildSessionConfig(null, [tool, { ...tool, name: "transfer", kind: "transfer" }]);
+  assert.deepEqual(session.tools, [
+    { type: "function", name: "lookup_order", description: "Look up an order", parameters: tool.parameters },
+    { type: "function", name: "transfer", description: "Look up an order", parameters: tool.parameters },
+  ]);
+  assert.equal(session.tool_choice, "auto");
+  const without = buildSessionConfig(null).session;
+  assert.ok(!("tools" in without) && !("tool_choice" in without), "no tools: neither field");
+});

@@ -18,7 +18,49 @@ export interface AgentSettings {
 export interface NumberOwner {
   tenantId: string;
   agent: AgentSettings | null;
+  /** The tenant's enabled tools (tenant_tools), by name; absent: none. */
+  tools?: TenantTool[];
 }
+
+// ---- tools (tenant_tools, call_tool_calls) ----
+
+export type ToolKind = "http" | "sql" | "transfer" | "end_call";
+
+/** One of a tenant's tools, as tenant_tools holds it (the target its kind needs, the others null). */
+export interface TenantTool {
+  name: string;
+  description: string;
+  /** A JSON Schema object. */
+  parameters: Record<string, unknown>;
+  kind: ToolKind;
+  httpUrl: string | null;
+  /** `schema.function`, taking (args jsonb) and returning jsonb. */
+  sqlFunction: string | null;
+  /** E.164. */
+  transferTo: string | null;
+  timeoutMs: number;
+}
+
+export type ToolCallStatus = "ok" | "error" | "timeout";
+
+/** One tool call of a call, stored in conversation order (seq shares the turns' numbering). */
+export interface ToolCallRow {
+  tenantId: string;
+  callSid: string;
+  seq: number;
+  /** The model's call_id; (callSid, callId) is unique. */
+  callId: string;
+  name: string;
+  /** The parsed arguments (the model's text when it was not JSON). */
+  arguments: unknown;
+  /** At most TOOL_OUTPUT_MAX_CHARS (call_tool_calls.output's check). */
+  output: string;
+  status: ToolCallStatus;
+  durationMs: number;
+}
+
+/** What the Dial of a transfer came to (calls.transfer_outcome), from Twilio's DialCallStatus. */
+export type TransferOutcome = "answered" | "no-answer" | "busy" | "failed" | "canceled";
 
 export interface CallStart {
   callSid: string;
@@ -37,6 +79,11 @@ export interface CallRecord {
   /** A stream has claimed the call (calls.stream_seen_at is set): a webhook asking to start it
    * again is a replay. */
   streamClaimed: boolean;
+  /** The caller's number (calls.from_number), when Twilio gave one: tools get it as `from`. */
+  fromNumber?: string;
+  /** Set on a call the transfer tool ended: the number dialled, and (once Twilio said) how it went. */
+  transferTo?: string;
+  transferOutcome?: TransferOutcome;
 }
 
 export interface TurnRow {
@@ -61,6 +108,8 @@ export interface CallEnd {
    * write retried after an outage still records the real end. For status handed_off this is the
    * handoff's time and goes to handed_off_at: the call itself goes on (ended_at stays as it is). */
   endedAt?: Date;
+  /** A call ended by the transfer tool: the number it is dialled to (calls.transfer_to). */
+  transferTo?: string;
 }
 
 export interface StoreBackend {
@@ -88,5 +137,22 @@ export interface StoreBackend {
   finalizeStaleCalls(): Promise<number>;
   /** A call's turns ordered by seq (used to restore context after a handoff). */
   loadTurns(callSid: string): Promise<TurnRow[]>;
+  /** The tenant's HTTP tool signing key (tenant_tool_keys), created on first use. */
+  toolSigningKey(tenantId: string): Promise<string>;
+  /** Insert tool calls on (call_sid, call_id); a retried row changes nothing. */
+  upsertToolCalls(rows: ToolCallRow[]): Promise<void>;
+  /** A call's tool calls ordered by seq (restored with the turns after a handoff). */
+  loadToolCalls(callSid: string): Promise<ToolCallRow[]>;
+  /**
+   * Twilio reported how the transfer's Dial ended: transfer_outcome set, once, on a call the
+   * transfer tool ended. With `comeBack` (nobody answered) the row becomes handed_off with
+   * `endReason` (its handoff_count unchanged), so the next stream claims it as a resume. The
+   * updated row, or null when the call was not transferred or its outcome is already set.
+   */
+  recordTransferOutcome(
+    callSid: string,
+    outcome: TransferOutcome,
+    comeBack: { endReason: string } | null,
+  ): Promise<CallRecord | null>;
   close(): Promise<void>;
 }

@@ -3,7 +3,16 @@
 // not subject to RLS, like the service role the rest backend uses.
 
 import postgres from "postgres";
-import type { CallEnd, CallRecord, CallStart, NumberOwner, StoreBackend, TurnRow } from "./store.ts";
+import type {
+  CallEnd,
+  CallRecord,
+  CallStart,
+  NumberOwner,
+  StoreBackend,
+  ToolCallRow,
+  TransferOutcome,
+  TurnRow,
+} from "./store.ts";
 import { isPermanentSqlState, StoreError } from "./store_errors.ts";
 import {
   type AgentDbRow,
@@ -12,6 +21,11 @@ import {
   callFromRow,
   latestPerItem,
   noCallRowError,
+  type ToolCallDbRow,
+  toolCallFromRow,
+  toolCallToRow,
+  type ToolDbRow,
+  toolFromRow,
   type TurnDbRow,
   turnFromRow,
   turnToRow,
@@ -122,15 +136,28 @@ class PostgresStoreBackend implements StoreBackend {
 
   findNumberOwner(phoneNumber: string): Promise<NumberOwner | null> {
     return this.#run(async () => {
-      const rows = await this.#sql<(AgentDbRow & { tenant_id: string; has_agent: boolean })[]>`
+      const rows = await this.#sql<
+        (AgentDbRow & { tenant_id: string; has_agent: boolean; tools: ToolDbRow[] })[]
+      >`
         select n.tenant_id, a.tenant_id is not null as has_agent, a.instructions, a.voice,
-               a.greeting, a.model, a.transcription_model, a.turn_detection
+               a.greeting, a.model, a.transcription_model, a.turn_detection,
+               coalesce((
+                 select jsonb_agg(jsonb_build_object(
+                          'name', t.name, 'description', t.description, 'parameters', t.parameters,
+                          'kind', t.kind, 'http_url', t.http_url, 'sql_function', t.sql_function,
+                          'transfer_to', t.transfer_to, 'timeout_ms', t.timeout_ms) order by t.name)
+                 from public.tenant_tools t where t.tenant_id = n.tenant_id and t.enabled
+               ), '[]'::jsonb) as tools
         from public.tenant_phone_numbers n
         left join public.tenant_agents a on a.tenant_id = n.tenant_id
         where n.phone_number = ${phoneNumber}`;
       const row = rows[0];
       if (!row) return null;
-      return { tenantId: row.tenant_id, agent: row.has_agent ? agentFromRow(row) : null };
+      return {
+        tenantId: row.tenant_id,
+        agent: row.has_agent ? agentFromRow(row) : null,
+        tools: row.tools.map(toolFromRow),
+      };
     });
   }
 
@@ -146,7 +173,8 @@ class PostgresStoreBackend implements StoreBackend {
   getCall(callSid: string): Promise<CallRecord | null> {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
-        select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at
+        select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
+               transfer_to, transfer_outcome, from_number
         from public.calls where call_sid = ${callSid}`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
@@ -176,7 +204,8 @@ class PostgresStoreBackend implements StoreBackend {
       const rows = await this.#sql`
         update public.calls
         set ${this.#sql(stamp)} = coalesce(${endedAt}::timestamptz, now()), status = ${end.status},
-            end_reason = ${end.endReason}, usage = ${this.#sql.json(end.usage)}::jsonb
+            end_reason = ${end.endReason}, usage = ${this.#sql.json(end.usage)}::jsonb,
+            transfer_to = coalesce(${end.transferTo ?? null}::text, transfer_to)
         where call_sid = ${end.callSid}
         returning call_sid`;
       if (rows.length === 0) throw noCallRowError(end.callSid);
@@ -186,7 +215,8 @@ class PostgresStoreBackend implements StoreBackend {
   claimCallStream(callSid: string, tenantId: string, stream: number): Promise<CallRecord | null> {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
-        select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at
+        select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
+               transfer_to, transfer_outcome, from_number
         from public.claim_call_stream(${callSid}, ${tenantId}::uuid, ${stream}::integer)`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
@@ -215,6 +245,70 @@ class PostgresStoreBackend implements StoreBackend {
         from public.call_turns where call_sid = ${callSid}
         order by seq, id`;
       return rows.map(turnFromRow);
+    });
+  }
+
+  toolSigningKey(tenantId: string): Promise<string> {
+    return this.#run(async () => {
+      // Created on first use; a concurrent first use keeps whichever key was inserted first.
+      const [row] = await this.#sql<{ signing_key: string }[]>`
+        with created as (
+          insert into public.tenant_tool_keys (tenant_id) values (${tenantId}::uuid)
+          on conflict (tenant_id) do nothing
+          returning signing_key
+        )
+        select signing_key from created
+        union all
+        select signing_key from public.tenant_tool_keys where tenant_id = ${tenantId}::uuid
+        limit 1`;
+      return row.signing_key;
+    });
+  }
+
+  upsertToolCalls(rows: ToolCallRow[]): Promise<void> {
+    if (rows.length === 0) return Promise.resolve();
+    const payload = rows.map(toolCallToRow);
+    return this.#run(async () => {
+      await this.#sql`
+        insert into public.call_tool_calls
+          (tenant_id, call_sid, seq, call_id, name, arguments, output, status, duration_ms)
+        select tenant_id, call_sid, seq, call_id, name, arguments, output, status, duration_ms
+        from jsonb_to_recordset(${this.#sql.json(payload as unknown as postgres.JSONValue)}::jsonb)
+          as r(tenant_id uuid, call_sid text, seq integer, call_id text, name text, arguments jsonb,
+               output text, status text, duration_ms integer)
+        on conflict (call_sid, call_id) do nothing`;
+    });
+  }
+
+  loadToolCalls(callSid: string): Promise<ToolCallRow[]> {
+    return this.#run(async () => {
+      const rows = await this.#sql<ToolCallDbRow[]>`
+        select tenant_id, call_sid, seq, call_id, name, arguments, output, status, duration_ms
+        from public.call_tool_calls where call_sid = ${callSid}
+        order by seq, id`;
+      return rows.map(toolCallFromRow);
+    });
+  }
+
+  recordTransferOutcome(
+    callSid: string,
+    outcome: TransferOutcome,
+    comeBack: { endReason: string } | null,
+  ): Promise<CallRecord | null> {
+    return this.#run(async () => {
+      // Compare-and-set on a transferred call without an outcome: a replayed callback does nothing.
+      const rows = await this.#sql<CallDbRow[]>`
+        update public.calls
+        set transfer_outcome = ${outcome},
+            status = case when ${comeBack !== null} then 'handed_off' else status end,
+            end_reason = coalesce(${comeBack?.endReason ?? null}::text, end_reason),
+            handed_off_at = case when ${comeBack !== null} then now() else handed_off_at end,
+            ended_at = case when ${comeBack !== null} then null else ended_at end
+        where call_sid = ${callSid} and status = 'completed' and transfer_to is not null
+          and transfer_outcome is null
+        returning call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
+                  transfer_to, transfer_outcome, from_number`;
+      return rows[0] ? callFromRow(rows[0]) : null;
     });
   }
 

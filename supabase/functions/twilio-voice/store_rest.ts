@@ -3,7 +3,16 @@
 // SUPABASE_SERVICE_ROLE_KEY for every Edge Function.
 
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import type { CallEnd, CallRecord, CallStart, NumberOwner, StoreBackend, TurnRow } from "./store.ts";
+import type {
+  CallEnd,
+  CallRecord,
+  CallStart,
+  NumberOwner,
+  StoreBackend,
+  ToolCallRow,
+  TransferOutcome,
+  TurnRow,
+} from "./store.ts";
 import { isTransientHttpStatus, StoreError } from "./store_errors.ts";
 import {
   AGENT_COLUMNS,
@@ -14,6 +23,13 @@ import {
   callFromRow,
   latestPerItem,
   noCallRowError,
+  TOOL_CALL_COLUMNS,
+  TOOL_COLUMNS,
+  type ToolCallDbRow,
+  toolCallFromRow,
+  toolCallToRow,
+  type ToolDbRow,
+  toolFromRow,
   TURN_COLUMNS,
   type TurnDbRow,
   turnFromRow,
@@ -75,7 +91,14 @@ class RestStoreBackend implements StoreBackend {
     const agent = await this.#client.from("tenant_agents").select(AGENT_COLUMNS)
       .eq("tenant_id", owner.data.tenant_id).maybeSingle<AgentDbRow>();
     if (agent.error) throw storeErrorFromPostgrest(agent.status, agent.error);
-    return { tenantId: owner.data.tenant_id, agent: agent.data ? agentFromRow(agent.data) : null };
+    const tools = await this.#client.from("tenant_tools").select(TOOL_COLUMNS)
+      .eq("tenant_id", owner.data.tenant_id).eq("enabled", true).order("name").returns<ToolDbRow[]>();
+    if (tools.error) throw storeErrorFromPostgrest(tools.status, tools.error);
+    return {
+      tenantId: owner.data.tenant_id,
+      agent: agent.data ? agentFromRow(agent.data) : null,
+      tools: (tools.data ?? []).map(toolFromRow),
+    };
   }
 
   async startCall(call: CallStart): Promise<void> {
@@ -108,6 +131,7 @@ class RestStoreBackend implements StoreBackend {
       status: end.status,
       end_reason: end.endReason,
       usage: end.usage,
+      ...(end.transferTo !== undefined ? { transfer_to: end.transferTo } : {}),
     }).eq("call_sid", end.callSid).select("call_sid");
     if (error) throw storeErrorFromPostgrest(status, error);
     if (!data || data.length === 0) throw noCallRowError(end.callSid);
@@ -143,6 +167,54 @@ class RestStoreBackend implements StoreBackend {
       .eq("call_sid", callSid).order("seq").order("id").returns<TurnDbRow[]>();
     if (error) throw storeErrorFromPostgrest(status, error);
     return (data ?? []).map(turnFromRow);
+  }
+
+  async toolSigningKey(tenantId: string): Promise<string> {
+    // Created on first use; a concurrent first use keeps whichever key was inserted first.
+    const created = await this.#client.from("tenant_tool_keys")
+      .upsert({ tenant_id: tenantId }, { onConflict: "tenant_id", ignoreDuplicates: true });
+    if (created.error) throw storeErrorFromPostgrest(created.status, created.error);
+    const { data, error, status } = await this.#client.from("tenant_tool_keys").select("signing_key")
+      .eq("tenant_id", tenantId).single<{ signing_key: string }>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return data.signing_key;
+  }
+
+  async upsertToolCalls(rows: ToolCallRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const { error, status } = await this.#client.from("call_tool_calls")
+      .upsert(rows.map(toolCallToRow), { onConflict: "call_sid,call_id", ignoreDuplicates: true });
+    if (error) throw storeErrorFromPostgrest(status, error);
+  }
+
+  async loadToolCalls(callSid: string): Promise<ToolCallRow[]> {
+    const { data, error, status } = await this.#client.from("call_tool_calls").select(TOOL_CALL_COLUMNS)
+      .eq("call_sid", callSid).order("seq").order("id").returns<ToolCallDbRow[]>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return (data ?? []).map(toolCallFromRow);
+  }
+
+  async recordTransferOutcome(
+    callSid: string,
+    outcome: TransferOutcome,
+    comeBack: { endReason: string } | null,
+  ): Promise<CallRecord | null> {
+    const changes: Record<string, unknown> = { transfer_outcome: outcome };
+    if (comeBack !== null) {
+      Object.assign(changes, {
+        status: "handed_off",
+        end_reason: comeBack.endReason,
+        handed_off_at: new Date().toISOString(),
+        ended_at: null,
+      });
+    }
+    // Compare-and-set on a transferred call without an outcome: a replayed callback does nothing.
+    const { data, error, status } = await this.#client.from("calls").update(changes)
+      .eq("call_sid", callSid).eq("status", "completed").not("transfer_to", "is", null)
+      .is("transfer_outcome", null).select(CALL_COLUMNS).returns<CallDbRow[]>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    const [row] = data ?? [];
+    return row ? callFromRow(row) : null;
   }
 
   close(): Promise<void> {

@@ -1,7 +1,16 @@
 // The tables' rows as both backends read and write them (snake_case, as Postgres and PostgREST
 // spell them), and the mapping to the interface's types.
 
-import type { AgentSettings, CallRecord, CallStatus, TurnRow } from "./store.ts";
+import type {
+  AgentSettings,
+  CallRecord,
+  CallStatus,
+  TenantTool,
+  ToolCallRow,
+  ToolKind,
+  TransferOutcome,
+  TurnRow,
+} from "./store.ts";
 import { StoreError } from "./store_errors.ts";
 
 export interface AgentDbRow {
@@ -24,9 +33,13 @@ export interface CallDbRow {
   usage: Record<string, number>;
   /** A timestamptz: a Date from postgres.js, an ISO string from PostgREST. */
   stream_seen_at: Date | string | null;
+  transfer_to: string | null;
+  transfer_outcome: string | null;
+  from_number: string | null;
 }
 
-export const CALL_COLUMNS = "call_sid,tenant_id,status,end_reason,handoff_count,usage,stream_seen_at";
+export const CALL_COLUMNS = "call_sid,tenant_id,status,end_reason,handoff_count,usage,stream_seen_at," +
+  "transfer_to,transfer_outcome,from_number";
 
 export interface TurnDbRow {
   tenant_id: string;
@@ -52,7 +65,7 @@ export function agentFromRow(row: AgentDbRow): AgentSettings {
 }
 
 export function callFromRow(row: CallDbRow): CallRecord {
-  return {
+  const call: CallRecord = {
     callSid: row.call_sid,
     tenantId: row.tenant_id,
     status: row.status,
@@ -60,6 +73,81 @@ export function callFromRow(row: CallDbRow): CallRecord {
     handoffCount: row.handoff_count,
     usage: row.usage,
     streamClaimed: row.stream_seen_at !== null,
+  };
+  if (row.from_number) call.fromNumber = row.from_number;
+  // Only on a call the transfer tool ended.
+  if (row.transfer_to) call.transferTo = row.transfer_to;
+  if (row.transfer_outcome) call.transferOutcome = row.transfer_outcome as TransferOutcome;
+  return call;
+}
+
+// ---- tools ----
+
+export interface ToolDbRow {
+  name: string;
+  description: string;
+  parameters: Record<string, unknown>;
+  kind: ToolKind;
+  http_url: string | null;
+  sql_function: string | null;
+  transfer_to: string | null;
+  timeout_ms: number;
+}
+
+export const TOOL_COLUMNS = "name,description,parameters,kind,http_url,sql_function,transfer_to,timeout_ms";
+
+export function toolFromRow(row: ToolDbRow): TenantTool {
+  return {
+    name: row.name,
+    description: row.description,
+    parameters: row.parameters,
+    kind: row.kind,
+    httpUrl: row.http_url,
+    sqlFunction: row.sql_function,
+    transferTo: row.transfer_to,
+    timeoutMs: row.timeout_ms,
+  };
+}
+
+export interface ToolCallDbRow {
+  tenant_id: string;
+  call_sid: string;
+  seq: number;
+  call_id: string;
+  name: string;
+  arguments: unknown;
+  output: string;
+  status: ToolCallRow["status"];
+  duration_ms: number;
+}
+
+export const TOOL_CALL_COLUMNS = "tenant_id,call_sid,seq,call_id,name,arguments,output,status,duration_ms";
+
+export function toolCallToRow(call: ToolCallRow): ToolCallDbRow {
+  return {
+    tenant_id: call.tenantId,
+    call_sid: call.callSid,
+    seq: call.seq,
+    call_id: call.callId,
+    name: call.name,
+    arguments: call.arguments,
+    output: call.output,
+    status: call.status,
+    duration_ms: call.durationMs,
+  };
+}
+
+export function toolCallFromRow(row: ToolCallDbRow): ToolCallRow {
+  return {
+    tenantId: row.tenant_id,
+    callSid: row.call_sid,
+    seq: row.seq,
+    callId: row.call_id,
+    name: row.name,
+    arguments: row.arguments,
+    output: row.output,
+    status: row.status,
+    durationMs: row.duration_ms,
   };
 }
 

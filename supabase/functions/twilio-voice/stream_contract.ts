@@ -7,7 +7,7 @@
 // <Connect><Stream> that continues it.
 
 import { isResumeMode, type ResumeMode, resumeModeOf } from "./handoff.ts";
-import type { CallRecord, CallStatus } from "./store.ts";
+import type { CallRecord, CallStatus, TransferOutcome } from "./store.ts";
 import { streamToken, verifyStreamToken } from "./stream_token.ts";
 import { connectStreamTwiml } from "./twiml.ts";
 
@@ -134,7 +134,7 @@ export function resumeClaim(resume: StreamStart["resume"]): string | undefined {
   return resume ? `${resume.handoff}:${resume.mode}` : undefined;
 }
 
-export type AfterStream = "hang_up" | "apologize" | "resume";
+export type AfterStream = "hang_up" | "apologize" | "resume" | "transfer";
 
 /** How a stream served by this worker ended (the row may still be queued for writing). */
 export interface LocalOutcome {
@@ -142,6 +142,8 @@ export interface LocalOutcome {
   reason: string;
   /** Which stream of the call it was: 0 the first, n the one that resumed handoff n. */
   stream: number;
+  /** The transfer tool ended the stream: the number to dial. */
+  transferTo?: string;
 }
 
 /** This worker's outcome for the call, while it is still news: a connect action may beat the
@@ -163,7 +165,8 @@ export function afterStream(call: CallRecord | null, local: LocalOutcome | null)
   const status = call && call.status !== "in_progress" ? call.status : local?.status ?? call?.status ?? null;
   switch (status) {
     case "completed":
-      return "hang_up";
+      // A transfer is dialled once: after Twilio reported its outcome, a replay only hangs up.
+      return transferTarget(call, local) !== null && !call?.transferOutcome ? "transfer" : "hang_up";
     case "handed_off":
       // Without the row there is no tenant to continue with, and the next stream could not
       // resume it either.
@@ -171,6 +174,33 @@ export function afterStream(call: CallRecord | null, local: LocalOutcome | null)
     default:
       // failed, or never finalized (the worker died mid-call), or unknown: the caller was cut off.
       return "apologize";
+  }
+}
+
+/** The number a call's transfer dials: from the row, or from this worker's outcome before the row
+ * is written. */
+export function transferTarget(call: CallRecord | null, local: LocalOutcome | null): string | null {
+  if (call?.status === "completed") return call.transferTo ?? local?.transferTo ?? null;
+  return local?.status === "completed" ? local.transferTo ?? null : null;
+}
+
+/**
+ * Twilio's DialCallStatus on the transfer's <Dial action> request: what the row records, and
+ * whether the call comes back to the agent (nobody took it) or is over (taken, or the caller hung
+ * up while it rang). https://www.twilio.com/docs/voice/twiml/dial#dialcallstatus
+ */
+export function transferOutcomeOf(dialCallStatus: string): { outcome: TransferOutcome; comesBack: boolean } {
+  switch (dialCallStatus) {
+    case "completed":
+    case "answered":
+      return { outcome: "answered", comesBack: false };
+    case "busy":
+    case "no-answer":
+      return { outcome: dialCallStatus, comesBack: true };
+    case "canceled":
+      return { outcome: "canceled", comesBack: false };
+    default:
+      return { outcome: "failed", comesBack: true };
   }
 }
 

@@ -8,6 +8,8 @@ import {
   resumeClaim,
   signedStreamTwiml,
   streamTwiml,
+  transferOutcomeOf,
+  transferTarget,
   verifyStreamStart,
 } from "./stream_contract.ts";
 import type { CallRecord, CallStatus } from "./store.ts";
@@ -178,4 +180,38 @@ Deno.test("TwiML signed more than a minute ago, or too far ahead, starts no stre
   assert.deepEqual(await verifyStreamStart("auth", "CA1", params, NOW + 61), refused("stream_token_expired"));
   assert.deepEqual(await verifyStreamStart("auth", "CA1", params, NOW - 6), refused("stream_token_expired"));
   assert.deepEqual(await verifyStreamStart("auth", "CA1", params, NOW + 60), { ok: true, call });
+});
+
+Deno.test("a call the transfer tool ended is dialled once; after Twilio's outcome a replay hangs up", () => {
+  const transferred = call("completed", { endReason: "transferred", transferTo: "+15550001234" });
+  assert.equal(afterStream(transferred, null), "transfer");
+  assert.equal(transferTarget(transferred, null), "+15550001234");
+  assert.equal(afterStream({ ...transferred, transferOutcome: "answered" }, null), "hang_up");
+  // Before the row is written, this worker's outcome knows the number.
+  const pending = { ...local("completed", "transferred"), transferTo: "+15550001234" };
+  assert.equal(afterStream(call("in_progress"), pending), "transfer");
+  assert.equal(transferTarget(call("in_progress"), pending), "+15550001234");
+  assert.equal(transferTarget(call("completed"), null), null);
+});
+
+Deno.test("DialCallStatus: taken or cancelled ends the call, anything else brings it back to the agent", () => {
+  assert.deepEqual(transferOutcomeOf("completed"), { outcome: "answered", comesBack: false });
+  assert.deepEqual(transferOutcomeOf("answered"), { outcome: "answered", comesBack: false });
+  assert.deepEqual(transferOutcomeOf("canceled"), { outcome: "canceled", comesBack: false });
+  assert.deepEqual(transferOutcomeOf("no-answer"), { outcome: "no-answer", comesBack: true });
+  assert.deepEqual(transferOutcomeOf("busy"), { outcome: "busy", comesBack: true });
+  assert.deepEqual(transferOutcomeOf("failed"), { outcome: "failed", comesBack: true });
+  assert.deepEqual(transferOutcomeOf(""), { outcome: "failed", comesBack: true });
+});
+
+Deno.test("a resume after an unanswered transfer carries its own mode", () => {
+  const back = call("handed_off", { handoffCount: 1, endReason: "handoff:transfer_unanswered" });
+  assert.deepEqual(nextStream(back, null), { handoff: 2, mode: "transfer_unanswered" });
+  assert.deepEqual(parseStreamStart({ handoff: "2", resume: "transfer_unanswered" }), {
+    tenantId: "",
+    toNumber: "",
+    token: "",
+    resume: { handoff: 2, mode: "transfer_unanswered" },
+    issuedAt: -1,
+  });
 });

@@ -12,7 +12,7 @@
 // after a newer one, except when an attempt times out and still lands later (see attemptTimeoutMs).
 
 import { createLogger, errorMessage, type Logger } from "./log.ts";
-import type { CallEnd, StoreBackend, TurnRow } from "./store.ts";
+import type { CallEnd, StoreBackend, ToolCallRow, TurnRow } from "./store.ts";
 import { asStoreError, StoreError } from "./store_errors.ts";
 import { turnKey } from "./store_rows.ts";
 
@@ -79,6 +79,8 @@ export class TurnStore {
   readonly #inFlight = new Map<string, TurnRow>();
   readonly #attempts = new Map<string, number>();
   readonly #ends = new Map<string, QueuedEnd & { attempts: number }>();
+  /** Tool calls to store, by (call_sid, call_id); each is written once (insert, never updated). */
+  readonly #toolCalls = new Map<string, { row: ToolCallRow; attempts: number }>();
   /** Rows left to write one at a time after a batch failed permanently. */
   #isolate = 0;
   #failureStreak = 0;
@@ -117,6 +119,18 @@ export class TurnStore {
     }
   }
 
+  /** Queue a tool call (stored once per call_id, with the same retries as turns). Synchronous. */
+  recordToolCall(row: ToolCallRow): void {
+    try {
+      if (this.#stopped) return;
+      const key = turnKey({ callSid: row.callSid, itemId: `tool:${row.callId}` });
+      if (!this.#toolCalls.has(key)) this.#toolCalls.set(key, { row: { ...row }, attempts: 0 });
+      this.#schedule();
+    } catch (error) {
+      this.#log.error("turn_store.record_failed", { error: errorMessage(error) });
+    }
+  }
+
   /** Queue the call row's finalization. Resolves true once stored, false if given up on; never
    * rejects. A second finish for the same call before the first is written replaces it. */
   finish(end: CallEnd): Promise<boolean> {
@@ -141,7 +155,7 @@ export class TurnStore {
 
   /** Rows and call ends not yet stored. */
   get pending(): number {
-    return this.#pending.size + this.#inFlight.size + this.#ends.size;
+    return this.#pending.size + this.#inFlight.size + this.#ends.size + this.#toolCalls.size;
   }
 
   /** Resolves when everything queued is stored (or dropped), or when timeoutMs has passed. */
@@ -225,6 +239,7 @@ export class TurnStore {
     while (!this.#stopped) {
       let succeeded: boolean;
       if (this.#pending.size > 0) succeeded = await this.#writeTurns(this.#takeBatch());
+      else if (this.#toolCalls.size > 0) succeeded = await this.#writeToolCalls();
       else if (this.#ends.size > 0) succeeded = await this.#writeEnd();
       else return;
       if (succeeded) this.#failureStreak = 0;
@@ -309,6 +324,48 @@ export class TurnStore {
       this.#inFlight.delete(key);
       this.#attempts.delete(key);
     }
+    this.#stored += batch.length;
+    return true;
+  }
+
+  /** A batch of tool calls; after a permanent refusal, one at a time so one bad row sinks only
+   * itself (a row stays queued until written or given up on: nothing else can replace it). */
+  async #writeToolCalls(): Promise<boolean> {
+    const size = this.#isolate > 0 ? 1 : this.#options.batchSize;
+    if (this.#isolate > 0) this.#isolate--;
+    const batch = [...this.#toolCalls].slice(0, size);
+    try {
+      await this.#attempt(() => this.#backend.upsertToolCalls(batch.map(([, queued]) => queued.row)));
+    } catch (thrown) {
+      const error = asStoreError(thrown);
+      if (error.permanent && batch.length > 1) {
+        this.#isolate += batch.length;
+        return true;
+      }
+      let giveUp = false;
+      for (const [key, queued] of batch) {
+        queued.attempts++;
+        if (!error.permanent && queued.attempts < this.#options.maxAttempts) continue;
+        giveUp = true;
+        this.#toolCalls.delete(key);
+        this.#dropped++;
+        this.#log.error("turn_store.tool_call_dropped", {
+          call_sid: queued.row.callSid,
+          call_id: queued.row.callId,
+          code: error.code,
+          error: error.message,
+        });
+      }
+      if (!giveUp) {
+        this.#log.warn("turn_store.write_failed", {
+          tool_calls: batch.length,
+          code: error.code,
+          error: error.message,
+        });
+      }
+      return error.permanent;
+    }
+    for (const [key] of batch) this.#toolCalls.delete(key);
     this.#stored += batch.length;
     return true;
   }

@@ -17,6 +17,7 @@ import {
   withAdmin,
 } from "./testing/test_database.ts";
 import { overriding } from "./testing/store_overrides.ts";
+import { toolCall } from "./testing/tool_store_conformance.ts";
 
 interface LogLine {
   level: string;
@@ -345,5 +346,46 @@ if (requireTestDatabase("turn store")) {
     assert(result.elapsedMs < flushBoundMs, `flush took ${result.elapsedMs} ms`);
     const { latest } = conversation(tenant, callSid, turns);
     await assertStoredExactlyOnce(callSid, latest);
+  });
+}
+
+// ---- tool calls ----
+
+if (testDatabaseUrl()) {
+  const url = testDatabaseUrl()!;
+  Deno.test("turn store: tool calls survive a transient failure, are stored once, and flush with the call", async () => {
+    const { tenant, callSid } = await seededCall();
+    const real = createPostgresBackend(url);
+    let failures = 2;
+    const backend = overriding(real, {
+      upsertToolCalls: (rows) => failures-- > 0 ? Promise.reject(transient()) : real.upsertToolCalls(rows),
+    });
+    await withStore(backend, { baseDelayMs: 5, random: () => 0 }, async (store) => {
+      store.recordToolCall(toolCall(tenant, callSid, 3, "call_b"));
+      store.recordToolCall(toolCall(tenant, callSid, 1, "call_a"));
+      store.recordToolCall(toolCall(tenant, callSid, 1, "call_a"));
+      store.finish({ callSid, status: "completed", endReason: "agent hung up", usage: {} });
+      const flushed = await store.flush(5_000);
+      assertEquals(flushed.pending, 0);
+      const rows = await real.loadToolCalls(callSid);
+      assertEquals(rows.map((row) => [row.seq, row.callId]), [[1, "call_a"], [3, "call_b"]]);
+    });
+  });
+
+  Deno.test("turn store: a tool call the database refuses is dropped alone", async () => {
+    const { tenant, callSid } = await seededCall();
+    const { logger, events } = capturingLogger();
+    const backend = createPostgresBackend(url);
+    const store = new TurnStore(backend, { logger });
+    try {
+      store.recordToolCall({ ...toolCall(tenant, callSid, 1, "call_bad"), output: "x".repeat(9000) });
+      store.recordToolCall(toolCall(tenant, callSid, 2, "call_good"));
+      await store.flush(5_000);
+      assertEquals((await backend.loadToolCalls(callSid)).map((row) => row.callId), ["call_good"]);
+      assertEquals(events("turn_store.tool_call_dropped").map((line) => line.call_id), ["call_bad"]);
+    } finally {
+      await store.stop();
+      await backend.close();
+    }
   });
 }

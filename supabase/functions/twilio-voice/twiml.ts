@@ -57,6 +57,18 @@ export function apologyTwiml(): string {
   return sayThenHangUp(APOLOGY_MESSAGE);
 }
 
+/** The transfer: dial `number`, showing `callerId` (the number the caller called); Twilio asks
+ * `actionUrl` how the dial ended. https://www.twilio.com/docs/voice/twiml/dial */
+export function dialTwiml(
+  { actionUrl, callerId, number }: { actionUrl: string; callerId: string; number: string },
+): string {
+  return response(
+    `<Dial action="${escapeXml(actionUrl)}" method="POST" callerId="${escapeXml(callerId)}"><Number>${
+      escapeXml(number)
+    }</Number></Dial>`,
+  );
+}
+
 export function hangUpTwiml(): string {
   return response("<Hangup/>");
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   apologyTwiml,
   connectStreamTwiml,
+  dialTwiml,
   escapeXml,
   hangUpTwiml,
   notInServiceTwiml,
@@ -53,4 +54,16 @@ Deno.test("TwiML is served as XML", async () => {
   assert.equal(response.status, 200);
   assert.equal(response.headers.get("content-type"), "text/xml; charset=utf-8");
   assert.equal(await response.text(), hangUpTwiml());
+});
+
+Deno.test("a transfer dials the number with the called number as caller ID, and asks back how it went", () => {
+  assert.equal(
+    dialTwiml({
+      actionUrl: "https://x.example/twilio-voice?event=dial-status",
+      callerId: "+15550001111",
+      number: "+15550001234",
+    }),
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Dial action="https://x.example/twilio-voice?event=dial-status" ' +
+      'method="POST" callerId="+15550001111"><Number>+15550001234</Number></Dial></Response>',
+  );
 });

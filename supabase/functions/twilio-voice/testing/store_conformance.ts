@@ -4,6 +4,7 @@
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
 import type { StoreBackend, TurnRow } from "../store.ts";
 import { StoreError } from "../store_errors.ts";
+import { registerToolStoreConformance } from "./tool_store_conformance.ts";
 import {
   newCallSid,
   newPhoneNumber,
@@ -81,6 +82,7 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
         transcriptionModel: null,
         turnDetection: { type: "semantic_vad" },
       },
+      tools: [],
     });
   });
 
@@ -89,6 +91,7 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
     assertEquals(await backend.findNumberOwner(tenant.phoneNumber), {
       tenantId: tenant.tenantId,
       agent: null,
+      tools: [],
     });
   });
 
@@ -110,6 +113,7 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
       handoffCount: 0,
       usage: {},
       streamClaimed: false,
+      fromNumber: "+15550001111",
     });
     const rows = await withAdmin((sql) =>
       sql`select from_number, to_number from public.calls where call_sid = ${callSid}`
@@ -381,4 +385,6 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
     assertEquals(await status(stale), ["failed", "stale: the stream never opened"]);
     assertEquals(await status(live), ["in_progress", null]);
   });
+
+  registerToolStoreConformance(backendTest);
 }

@@ -14,6 +14,11 @@ export function overriding(backend: StoreBackend, overrides: Partial<StoreBacken
     touchCallStream: (callSid, stream) => backend.touchCallStream(callSid, stream),
     finalizeStaleCalls: () => backend.finalizeStaleCalls(),
     loadTurns: (callSid) => backend.loadTurns(callSid),
+    toolSigningKey: (tenantId) => backend.toolSigningKey(tenantId),
+    upsertToolCalls: (rows) => backend.upsertToolCalls(rows),
+    loadToolCalls: (callSid) => backend.loadToolCalls(callSid),
+    recordTransferOutcome: (callSid, outcome, comeBack) =>
+      backend.recordTransferOutcome(callSid, outcome, comeBack),
     close: () => backend.close(),
     ...overrides,
   };
