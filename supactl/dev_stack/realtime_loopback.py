@@ -183,7 +183,6 @@ class LoopbackSession:
         self.appends = 0
         self.dropped = False
         self.tool_call_ids: set[str] = set()  # function_call items in the conversation
-        self.tool_to_call: dict[str, Any] | None = None  # asked for by a keypad digit
 
     # sending ---------------------------------------------------------------------------------
     async def send(self, event: dict[str, Any]) -> None:
@@ -404,10 +403,6 @@ class LoopbackSession:
         else:
             item.text = " ".join(str(part.get("text") or part.get("transcript") or "")
                                  for part in raw.get("content") or [] if isinstance(part, dict)).strip()
-            digit = _DIGIT_TEXT.search(item.text) if item.role == "user" else None
-            tools = [t for t in self.config.get("tools") or [] if t.get("type") == "function"]
-            if digit and int(digit.group(1)) <= len(tools):
-                self.tool_to_call = tools[int(digit.group(1)) - 1]
         previous = self.order[-1] if self.order else None
         self.add_item(item)
         self.peer.log(f"session {self.record.number}: item added ({item.role}): {item.text[:60]!r}")
@@ -470,9 +465,17 @@ class LoopbackSession:
             return _chime(), f"[loopback] reply to: {last.text[:200]}"
         return _chime(), "[loopback] hello from the local loopback model"
 
+    def tool_asked_for(self) -> dict[str, Any] | None:
+        """The tool a keypad digit asks for, when that digit is the newest item: a digit further back
+        (a conversation restored after a handoff) has had its answer already."""
+        last = self.items[self.order[-1]] if self.order else None
+        digit = _DIGIT_TEXT.search(last.text) if last is not None and last.role == "user" else None
+        tools = [t for t in self.config.get("tools") or [] if t.get("type") == "function"]
+        return tools[int(digit.group(1)) - 1] if digit and int(digit.group(1)) <= len(tools) else None
+
     async def respond(self) -> None:
-        if self.tool_to_call is not None:
-            tool, self.tool_to_call = self.tool_to_call, None
+        tool = self.tool_asked_for()
+        if tool is not None:
             await self.call_tool(tool)
             return
         response_id, item_id = self.peer.next_id("resp"), self.peer.next_id("item")

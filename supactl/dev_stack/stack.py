@@ -239,7 +239,8 @@ class DevStack:
             if tenant_name == DEMO_TENANT:
                 added = add_demo_tools(conn, tenant_id)
                 if added:
-                    self.log("postgres", f"demo tools: {', '.join(added)} (press 1-3 in a call to use them)")
+                    self.log("postgres", f"demo tools: {', '.join(added)} "
+                                         "(in a call, digit N calls the N-th tool by name: supactl call --dtmf 1)")
             return tenant_id, tenant_name, DEMO_NUMBER
 
     def _start_model(self) -> tuple[str, str, str]:
