@@ -625,10 +625,11 @@ export class CallBridge {
    * is answered, the model's next response (queued while another one is active). */
   toolFinished(callId: string, result: ToolResult): void {
     const running = this.#running.get(callId);
-    if (this.phase === "ended" || running === undefined) return;
+    if (running === undefined) return;
     this.#running.delete(callId);
     const output = capToolOutput(result.output);
-    this.sink.model(encodeFunctionCallOutput(callId, output));
+    // A call that ended meanwhile (the caller hung up) has no model to tell; the call is still stored.
+    if (this.phase !== "ended") this.sink.model(encodeFunctionCallOutput(callId, output));
     const call = this.#call!;
     this.sink.toolCall({
       tenantId: call.tenantId,
@@ -648,7 +649,7 @@ export class CallBridge {
       duration_ms: Math.round(result.durationMs),
     });
     // Once a built-in ends the call, the model is not asked to speak again.
-    if (this.#toolCalls.answered(callId) === "last" && this.#ending === null) {
+    if (this.#toolCalls.answered(callId) === "last" && this.#ending === null && this.phase !== "ended") {
       this.#replyOwed = true;
       this.#replyIfOwed();
     }
@@ -658,6 +659,21 @@ export class CallBridge {
   /** Tool calls started and not answered yet. */
   get toolsRunning(): number {
     return this.#toolCalls.running;
+  }
+
+  /** A built-in has asked to end the call and it waits for the last of its audio to play. */
+  get endingAfterPlayback(): boolean {
+    return this.#ending !== null && this.phase !== "ended";
+  }
+
+  /** The wait for the last mark took too long (a lost echo): end the call as the built-in asked. */
+  finishEnding(): void {
+    if (!this.endingAfterPlayback) return;
+    this.sink.log("warn", "call.ending_without_last_mark", {
+      marks_outstanding: this.#playback.marksOutstanding,
+    });
+    const { reason, transferTo } = this.#ending!;
+    this.#end("completed", reason, transferTo);
   }
 
   #replyIfOwed(): void {

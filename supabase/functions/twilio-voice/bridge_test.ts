@@ -1132,3 +1132,25 @@ Deno.test("a built-in with nothing left to play ends the call at its response's 
   toolResponse(bridge, "resp_1", [["call_e", "end_call"]]);
   assert.deepEqual(sink.outcomes.map((o) => o.reason), ["agent hung up"]);
 });
+
+Deno.test("a built-in whose last mark never comes back is ended by finishEnding", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  bridge.onModelEvent(delta("item_bye", 100));
+  bridge.onModelEvent(functionCall("call_bye", "end_call"));
+  bridge.onModelEvent(toolResponseDone("resp_1"));
+  assert.equal(bridge.endingAfterPlayback, true);
+  bridge.finishEnding();
+  assert.deepEqual(sink.outcomes.map((o) => o.reason), ["agent hung up"]);
+  assert.equal(bridge.endingAfterPlayback, false);
+});
+
+Deno.test("a tool that answers after the caller hung up is still stored, and nothing goes to the model", () => {
+  const { sink, bridge } = liveBridge({ tools: TOOLS });
+  toolResponse(bridge, "resp_1", [["call_1", "lookup_order"]]);
+  bridge.twilioClosed();
+  sink.drain();
+  bridge.toolFinished("call_1", { output: "late", status: "ok", durationMs: 900 });
+  assert.deepEqual(sink.drain(), []);
+  assert.deepEqual(sink.toolCalls.map((row) => [row.callId, row.output]), [["call_1", "late"]]);
+});

@@ -55,6 +55,8 @@ export interface CallSessionDeps {
   workerStartedAt: number | null;
   /** The clock of workerStartedAt, in ms (performance.now). */
   now(): number;
+  /** How long a built-in's end waits for the last mark (ENDING_PLAYBACK_TIMEOUT_MS). */
+  endingPlaybackTimeoutMs?: number;
   /** Runs a tenant's http or sql tool (tool_runner.ts); absent: tools answer an error. */
   runTool?: (context: ToolCallContext, run: ToolRun) => Promise<ToolResult>;
 }
@@ -68,6 +70,9 @@ export const MAX_PRE_START_MESSAGES = 8;
 // sign of life for 2 minutes: a beat every 30 s lets three in a row be lost before a live call
 // could be taken for a dead one.
 export const HEARTBEAT_INTERVAL_MS = 30_000;
+// After transfer or end_call the call ends once Twilio echoes the last mark of the agent's line;
+// a line is a sentence or two (well under 30 s), so past this the echo is taken as lost.
+export const ENDING_PLAYBACK_TIMEOUT_MS = 30_000;
 /** Close code for a peer that broke the stream's rules (RFC 6455 §7.4.1: policy violation). */
 const POLICY_VIOLATION = 1008;
 
@@ -118,6 +123,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   let ending: Promise<void> | null = null;
   /** Set once the call has begun: who calls whom, for its tools. */
   let toolContext: ToolCallContext | null = null;
+  let endingTimer: number | undefined;
 
   let preStartMessages = 0;
   const refuse = (why: string) => {
@@ -180,6 +186,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     clearTimeout(setupTimer);
     handoffTimers.forEach((timer) => clearTimeout(timer));
     clearInterval(heartbeat);
+    clearTimeout(endingTimer);
     closeQuietly(model, 1000, "call ended");
     const call = verified ?? await claiming;
     deps.onOutcome({ ...outcome, callSid: call?.callSid ?? null, stream: call?.stream ?? null });
@@ -359,8 +366,15 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     model.onopen = () => bridge.modelOpened();
     model.onmessage = (message) => {
       const decoded = decodeServerEvent(message.data);
-      if (decoded.ok) bridge.onModelEvent(decoded.frame);
-      else count("model", decoded.reason, decoded.event);
+      if (decoded.ok) {
+        bridge.onModelEvent(decoded.frame);
+        if (endingTimer === undefined && bridge.endingAfterPlayback) {
+          endingTimer = setTimeout(
+            () => bridge.finishEnding(),
+            deps.endingPlaybackTimeoutMs ?? ENDING_PLAYBACK_TIMEOUT_MS,
+          );
+        }
+      } else count("model", decoded.reason, decoded.event);
     };
     model.onerror = (event) => {
       log.warn("model.socket_error", { message: event instanceof ErrorEvent ? event.message : "error" });
