@@ -135,3 +135,19 @@ def test_an_answered_transfer_ends_the_agents_part_and_end_call_hangs_up(stack):
     call, turns = stored(dev, hung_up["call_sid"])
     assert (call.status, call.end_reason) == ("completed", "agent hung up")
     assert [t.tool["name"] for t in turns if t.role == "tool"] == ["end_call"]
+
+
+def test_tools_test_runs_a_tool_as_the_bridge_would(stack):
+    project, _, server = stack
+
+    def tool_test(*args: str) -> dict:
+        return json.loads(supactl(project, "tools", "test", *args, "--tenant", "Demo tenant", "--json"))["result"]
+
+    neighbours = tool_test("lookup_order", "--args", '{"order_id": "2002"}')
+    assert neighbours["status"] == "ok" and json.loads(neighbours["output"]) == {"error": "no order 2002 for this caller"}
+    mine = tool_test("lookup_order", "--args", '{"order_id": "1001"}')
+    assert json.loads(mine["output"])["status"] == "shipped"
+    before = len(server.received)
+    hours = tool_test("check_hours")
+    assert hours["status"] == "ok" and server.received[before]["verified"] is True
+    assert tool_test("end_call")["ran"] is False

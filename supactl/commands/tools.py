@@ -98,3 +98,31 @@ def tools_signing_key(tenant: str = TENANT, db_url: Optional[str] = LOCAL_DB_URL
         print_json({"signing_key": key})
     else:
         echo(key)
+
+
+@tools_app.command("test")
+@cli_errors
+def tools_test(name: str = typer.Argument(..., help="The tool's name."), tenant: str = TENANT,
+               args: str = typer.Option("{}", "--args", help="The arguments, as the model would send them (JSON)."),
+               db_url: Optional[str] = LOCAL_DB_URL, workdir: Optional[Path] = WORKDIR, as_json: bool = JSON) -> None:
+    """Run a tool once exactly as the bridge would (signed request, SQL under RLS, timeout) and print its output."""
+    import json
+
+    from supactl.database.tools import ToolError
+    from supactl.dev_stack.tool_trial import try_tool
+
+    try:
+        arguments = json.loads(args)
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"--args is not JSON: {exc.msg} at column {exc.colno}") from None
+    url = local_database(db_url, workdir)
+    from supactl.database.connection import connect
+
+    with connect(url, autocommit=True) as conn:
+        result = try_tool(conn, url, name, tenant, arguments)
+    if as_json:
+        print_json({"result": result})
+    else:
+        took = f" in {result['durationMs']} ms" if "durationMs" in result else ""
+        echo(f"{result['tool']} ({result['kind']}): {result['status']}{took}")
+        echo(result["output"])
