@@ -31,7 +31,40 @@ function stringRecord(value: unknown): Record<string, string> {
   return record;
 }
 
+export type TwilioMedia = Extract<TwilioFrame, { event: "media" }>;
+
+// Nearly every frame of a call is `media`, and Twilio writes each one in the same compact form, keys in
+// this order (https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message):
+//   {"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"2","timestamp":"20",
+//    "payload":"<base64>"},"streamSid":"MZ…"}
+// A frame of exactly that form is read with one anchored regular expression instead of JSON.parse and
+// a walk over the object: ~0.4 µs against ~1.6 µs per 20 ms frame (216-character payload). Every value
+// it admits is a run of ASCII characters that need no escape in JSON, between fixed pieces, so what it
+// accepts is valid JSON without duplicate keys, and the full decoder would read the same value from it.
+const TWILIO_MEDIA_FORM =
+  /^\{"event":"media","sequenceNumber":"[0-9]+","media":\{"track":"([a-z_]+)","chunk":"[0-9]+","timestamp":"[0-9]+","payload":"([A-Za-z0-9+\/]*={0,2})"\},"streamSid":"[A-Za-z0-9]+"\}$/;
+
+/** A `media` frame in exactly the form Twilio writes it, or null: anything else is for the full decoder,
+ * which may still accept it (other key order, spaces, escapes) or refuse it. */
+export function decodeTwilioMediaFast(data: string): TwilioMedia | null {
+  if (data.length > MAX_TWILIO_FRAME_CHARS) return null;
+  const match = TWILIO_MEDIA_FORM.exec(data);
+  // The payload group is isBase64's character rule; its length rule is checked here.
+  if (match === null || match[2].length % 4 !== 0) return null;
+  return { event: "media", track: match[1], payload: match[2] };
+}
+
+/** What Twilio sent, decoded: a media frame in Twilio's own form by its pattern, anything else in full. */
 export function decodeTwilioFrame(data: unknown): Decoded<TwilioFrame> {
+  if (typeof data === "string") {
+    const media = decodeTwilioMediaFast(data);
+    if (media !== null) return { ok: true, frame: media };
+  }
+  return decodeTwilioFrameFully(data);
+}
+
+/** Every frame by `JSON.parse` and a check of its shape: the reference the fast path agrees with. */
+export function decodeTwilioFrameFully(data: unknown): Decoded<TwilioFrame> {
   const parsed = parseObject(data, MAX_TWILIO_FRAME_CHARS);
   if (!parsed.ok) return parsed;
   const message = parsed.frame;

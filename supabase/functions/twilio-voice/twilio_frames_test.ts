@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { decodeTwilioFrame, MAX_TWILIO_FRAME_CHARS, twilioEncoder } from "./twilio_frames.ts";
+import {
+  decodeTwilioFrame,
+  decodeTwilioFrameFully,
+  decodeTwilioMediaFast,
+  MAX_TWILIO_FRAME_CHARS,
+  twilioEncoder,
+} from "./twilio_frames.ts";
 
 const PAYLOAD = btoa(String.fromCharCode(...new Uint8Array(160).fill(0xff)));
 
@@ -97,4 +103,277 @@ Deno.test("the encoder builds the JSON Twilio expects", () => {
     mark: { name: 'item"1:20' },
   });
   assert.deepEqual(JSON.parse(encode.clear()), { event: "clear", streamSid: 'MZ"1' });
+});
+
+// ---- the media fast path agrees with the full decoder ----
+
+// A seeded generator (mulberry32), so a failing case is the same case on the next run.
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const AGREEMENT_SEED = 0x7c0ffee;
+const AGREEMENT_CASES = 20_000;
+
+function agreementCases(seed: number, count: number): string[] {
+  const next = random(seed);
+  const int = (below: number) => Math.floor(next() * below);
+  const pick = <T>(items: readonly T[]): T => items[int(items.length)];
+  const bytes = (size: number) => String.fromCharCode(...Array.from({ length: size }, () => int(256)));
+  const base64 = (size: number) => btoa(bytes(size));
+  const hex = (size: number) => Array.from({ length: size }, () => "0123456789abcdef"[int(16)]).join("");
+  // Characters and escapes that matter to a JSON reader, one at a time.
+  const awkward = [
+    ...'"\\ \t\n\r\u0000\u001f\u00e9\u2028=-_{}[]:,0Az+/',
+    "\\/",
+    "\\u0022",
+    "\\u0041",
+    "\\n",
+    "\ud83d\ude00",
+    "\ud800",
+    "\udfff",
+  ];
+
+  function media(): Record<string, unknown> {
+    const chunk = 1 + int(100_000);
+    const size = pick([0, 1, 2, 3, 160, 160, 160, 161, 320, int(4000)]);
+    return {
+      event: "media",
+      sequenceNumber: String(chunk + 2),
+      media: {
+        track: pick(["inbound", "inbound", "outbound", "inbound_track", "x"]),
+        chunk: String(chunk),
+        timestamp: String(chunk * 20),
+        payload: base64(size),
+      },
+      streamSid: "MZ" + hex(32),
+    };
+  }
+  const twilioForm = (frame: Record<string, unknown>) => JSON.stringify(frame);
+
+  function reordered(frame: Record<string, unknown>): string {
+    const shuffle = (object: Record<string, unknown>) => {
+      const entries = Object.entries(object);
+      for (let i = entries.length - 1; i > 0; i--) {
+        const j = int(i + 1);
+        [entries[i], entries[j]] = [entries[j], entries[i]];
+      }
+      return Object.fromEntries(entries);
+    };
+    return JSON.stringify({ ...shuffle(frame), media: shuffle(frame.media as Record<string, unknown>) });
+  }
+
+  const at = (text: string) => int(text.length + 1);
+  const insert = (text: string, piece: string) => {
+    const i = at(text);
+    return text.slice(0, i) + piece + text.slice(i);
+  };
+  const replaceOne = (text: string, piece: string) => {
+    const i = int(text.length);
+    return text.slice(0, i) + piece + text.slice(i + 1);
+  };
+  // Where a mistake in a reader shows: just inside or outside a quote (an escaped closing quote, a
+  // backslash before it, a control character at the edge of a value).
+  const insertAtQuote = (text: string, piece: string) => {
+    const quotes = [...text.matchAll(/"/g)].map((found) => found.index ?? 0);
+    const i = pick(quotes) + int(2);
+    return text.slice(0, i) + piece + text.slice(i);
+  };
+  // A string value re-spelled with an escape JSON.parse reads back as the same character.
+  const escapeOne = (text: string) => {
+    const quoted = [...text.matchAll(/"([A-Za-z0-9+/=_]+)"/g)];
+    if (quoted.length === 0) return text;
+    const found = pick(quoted);
+    const value = found[1];
+    const i = int(value.length);
+    const escape = pick([
+      `\\u${value.charCodeAt(i).toString(16).padStart(4, "0")}`,
+      value[i] === "/" ? "\\/" : `\\u00${value.charCodeAt(i).toString(16)}`,
+    ]);
+    const start = (found.index ?? 0) + 1 + i;
+    return text.slice(0, start) + escape + text.slice(start + 1);
+  };
+  const hostilePayload = () =>
+    pick([
+      'AAAA"},"event":"mark","mark":{"name":"x',
+      "AAAA\\u0022",
+      "AA\\/A",
+      "AAA",
+      "A===",
+      "====",
+      "AA==AA==",
+      "AA=A",
+      "-_-_",
+      "AA A",
+      "AAAA\n",
+      base64(160).replace("A", "\u00c1"),
+      base64(160) + "=",
+      "\ud800AAA",
+    ]);
+
+  function mutant(): string {
+    const frame = media();
+    const text = twilioForm(frame);
+    const m = frame.media as Record<string, unknown>;
+    switch (int(25)) {
+      case 0:
+        return reordered(frame);
+      case 1:
+        return JSON.stringify(frame, null, pick([1, 2, "\t"]));
+      case 2:
+        return insert(text, pick([" ", "\n", "\t", "\r"]));
+      case 3:
+        return escapeOne(text);
+      case 4:
+        return text.replace('"event":"media"', pick(['"event":"\\u006dedia"', '"\\u0065vent":"media"']));
+      case 5:
+        // Duplicate keys: JSON.parse keeps the last one.
+        return text.replace(
+          '"payload":',
+          pick(['"payload":"AAAA","payload":', '"payload":1,"payload":', '"track":"evil","payload":']),
+        );
+      case 6:
+        return text.slice(0, -1) +
+          pick([',"event":"mark"}', ',"media":null}', ',"extra":1}', ',"streamSid":"MZ2"}']);
+      case 7:
+        return text.replace(/"(sequenceNumber|chunk|timestamp)":"(\d+)"/, '"$1":$2');
+      case 8:
+        return text.replace(
+          /"payload":"[^"]*"/,
+          pick(['"payload":123', '"payload":null', '"payload":["AAAA"]']),
+        );
+      case 9:
+        return text.replace(
+          /"track":"[a-z_]+"/,
+          pick(['"track":1', '"track":null', '"track":"in\\"bound"', '"track":""']),
+        );
+      case 10:
+        return text.slice(0, int(text.length));
+      case 11:
+        return next() < 0.5 ? insert(text, pick(awkward)) : insertAtQuote(text, pick(awkward));
+      case 12:
+        return replaceOne(text, pick(awkward));
+      case 13:
+        return text.slice(0, int(text.length)) + text.slice(int(text.length));
+      case 14: {
+        m.payload = hostilePayload();
+        return twilioForm(frame);
+      }
+      case 15: {
+        // Around the size limit: the last characters Twilio could send, and one more.
+        const envelope = text.length - (m.payload as string).length;
+        const room = MAX_TWILIO_FRAME_CHARS - envelope;
+        const size = Math.floor(room / 4) * 4 + pick([-4, 0, 4]);
+        m.payload = "A".repeat(size);
+        const sized = twilioForm(frame);
+        const spare = MAX_TWILIO_FRAME_CHARS - sized.length;
+        return spare >= 0 && spare < 4
+          ? sized.replace('"chunk":"', '"chunk":"' + "1".repeat(spare + int(2)))
+          : sized;
+      }
+      case 16:
+        frame.media = pick([null, [], "AAAA", 5, { payload: m.payload }]);
+        return twilioForm(frame);
+      case 17: {
+        const drop = pick(["sequenceNumber", "streamSid", "event"]);
+        delete frame[drop];
+        return twilioForm(frame);
+      }
+      case 18: {
+        delete m[pick(["track", "chunk", "timestamp", "payload"])];
+        return twilioForm(frame);
+      }
+      case 19:
+        frame.event = pick(["Media", "media ", "mark", "", "médía"]);
+        return twilioForm(frame);
+      case 20:
+        frame.streamSid = pick(["MZ\u00e9", "MZ-1", "", "MZ" + hex(32) + "\\", 'MZ"1']);
+        return twilioForm(frame);
+      case 21:
+        // A payload byte changed for another base64 character: still a valid frame, and still fast.
+        return text.replace(
+          /"payload":"([A-Za-z0-9+/]+)/,
+          (all, body: string) => all.slice(0, -body.length) + replaceOne(body, pick(["A", "+", "/", "9"])),
+        );
+      case 22:
+        return "\ufeff" + text;
+      case 23:
+        // Raw JSON spliced into the payload, as a sender that does not escape would write it.
+        return text.replace(
+          '"payload":"',
+          '"payload":"' + pick(['AAAA"},"streamSid":"MZ1"},"x":"', 'AAAA","payload":"', 'AAAA"}}', 'AA\\"']),
+        );
+      default:
+        return text + pick(["", " ", "\n", "}", "x"]);
+    }
+  }
+
+  function noise(): string {
+    const tokens = [
+      ...awkward,
+      '"event"',
+      '"media"',
+      '"payload"',
+      "true",
+      "null",
+      "1e3",
+      '{"event":"media",',
+    ];
+    return Array.from({ length: int(40) }, () => pick(tokens)).join("");
+  }
+
+  return Array.from({ length: count }, () => {
+    const kind = next();
+    if (kind < 0.35) return twilioForm(media());
+    if (kind < 0.9) return mutant();
+    return noise();
+  });
+}
+
+Deno.test("the media fast path reads Twilio's own form; other spellings go to the full decoder", () => {
+  const sid = "MZ18ad3ab5a668481ce02b83e7395059f0";
+  // The docs' example as Twilio writes it on the wire (compact), and bench/loadgen.ts's frame.
+  const docs =
+    `{"event":"media","sequenceNumber":"3","media":{"track":"outbound","chunk":"1","timestamp":"5","payload":"${PAYLOAD}"},"streamSid":"${sid}"}`;
+  const loadgen =
+    `{"event":"media","sequenceNumber":"12","media":{"track":"inbound","chunk":"10","timestamp":"200","payload":"${PAYLOAD}"},"streamSid":"${sid}"}`;
+  assert.deepEqual(decodeTwilioMediaFast(docs), { event: "media", track: "outbound", payload: PAYLOAD });
+  assert.deepEqual(decodeTwilioMediaFast(loadgen), { event: "media", track: "inbound", payload: PAYLOAD });
+  // The simulator writes Python's json.dumps: spaces after separators, streamSid before media.
+  const simulator =
+    `{"event": "media", "sequenceNumber": "12", "streamSid": "${sid}", "media": {"track": "inbound", "chunk": "10", "timestamp": "200", "payload": "${PAYLOAD}"}}`;
+  assert.equal(decodeTwilioMediaFast(simulator), null);
+  assert.deepEqual(decodeTwilioFrame(simulator), {
+    ok: true,
+    frame: { event: "media", track: "inbound", payload: PAYLOAD },
+  });
+});
+
+Deno.test("the media fast path agrees with the full decoder on valid, near-valid and hostile frames", () => {
+  let fast = 0;
+  for (const [index, data] of agreementCases(AGREEMENT_SEED, AGREEMENT_CASES).entries()) {
+    const full = decodeTwilioFrameFully(data);
+    const media = decodeTwilioMediaFast(data);
+    const context = `case ${index} (seed ${AGREEMENT_SEED}): ${JSON.stringify(data.slice(0, 400))}`;
+    if (media !== null) {
+      fast++;
+      assert.deepEqual({ ok: true, frame: media }, full, context);
+    }
+    assert.deepEqual(decodeTwilioFrame(data), full, context);
+  }
+  // Not vacuous: the valid frames and the harmless mutations take the fast path.
+  assert.ok(fast > AGREEMENT_CASES * 0.35, `only ${fast} of ${AGREEMENT_CASES} took the fast path`);
+});
+
+Deno.test("what is not text never reaches the fast path", () => {
+  for (const data of [new ArrayBuffer(4), new Uint8Array([0x7b]), null, undefined, 5, { event: "media" }]) {
+    assert.deepEqual(decodeTwilioFrame(data), decodeTwilioFrameFully(data));
+  }
 });
