@@ -182,6 +182,9 @@ class DevStack:
             "OPENAI_REALTIME_URL": model_url,
             "TURN_STORE": "postgres",
             "SUPABASE_DB_URL": db_url + "?sslmode=disable",
+            # Locally a tenant's HTTP tool is a server on this machine; a hosted function refuses
+            # private addresses (tool_runner.ts isPrivateHost).
+            "TOOL_URLS_ALLOW_PRIVATE": "true",
         }
         for name in ("OPENAI_REALTIME_MODEL", "WALL_CLOCK_LIMIT_S"):
             if settings.environ.get(name):

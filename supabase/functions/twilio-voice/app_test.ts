@@ -80,6 +80,7 @@ function startHarness(
   const runTool = toolRunner({
     signingKey: (tenantId) => backend.toolSigningKey(tenantId),
     sql: sqlTools.execute,
+    privateHostsAllowed: true, // the test's tool server listens on 127.0.0.1
   });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;

@@ -29,6 +29,8 @@ export interface Config {
   turnStore: TurnStoreKind;
   supabaseDbUrl: string | null;
   wallClockLimitS: number;
+  /** HTTP tools may call loopback/private addresses: only for local development (supactl dev). */
+  toolUrlsAllowPrivate: boolean;
   port: number;
   host: string;
 }
@@ -103,6 +105,7 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
     turnStore,
     supabaseDbUrl,
     wallClockLimitS: wallClockLimitS!,
+    toolUrlsAllowPrivate: read("TOOL_URLS_ALLOW_PRIVATE") === "true",
     port: port!,
     host: read("HOST") ?? DEFAULT_HOST,
   };

@@ -81,6 +81,7 @@ function main(): void {
   const runTool = toolRunner({
     signingKey: (tenantId) => backend.toolSigningKey(tenantId),
     sql: sqlTools?.execute ?? null,
+    privateHostsAllowed: config.toolUrlsAllowPrivate,
   });
   const app = createApp({
     runTool,

@@ -42,6 +42,9 @@ export interface ToolRunnerDeps {
   signingKey(tenantId: string): Promise<string>;
   sql: SqlToolExecutor | null;
   fetch?: typeof fetch;
+  /** Whether an HTTP tool may reach loopback, private and link-local addresses (never on a hosted
+   * function: a tenant's user can set a tool's URL, and must not reach the platform's insides). */
+  privateHostsAllowed?: boolean;
   /** Unix seconds, for the signature's timestamp. */
   unixNow?: () => number;
   now?: () => number;
@@ -118,6 +121,13 @@ async function runHttpTool(
   run: ToolRun,
   signal: AbortSignal,
 ): Promise<Omit<ToolResult, "durationMs">> {
+  const host = new URL(run.tool.httpUrl!).hostname;
+  if (!deps.privateHostsAllowed && isPrivateHost(host)) {
+    return {
+      status: "error",
+      output: errorOutput(`the tool's host ${host} is a private address, which tools may not call`),
+    };
+  }
   const body = httpToolBody(context, run);
   const timestamp = (deps.unixNow ?? (() => Math.floor(Date.now() / 1000)))();
   const key = await deps.signingKey(context.tenantId);
@@ -179,4 +189,26 @@ async function runSqlTool(
     // Postgres cancelled the statement at statement_timeout: the tool's timeout, as it was meant.
     throw (error as { code?: unknown })?.code === "57014" ? new ToolTimeout() : error;
   }
+}
+
+/**
+ * Hosts a tenant's HTTP tool must not reach from inside the platform: loopback, private, shared
+ * (CGNAT), link-local (cloud metadata at 169.254.169.254), multicast and unspecified addresses,
+ * IPv4-mapped IPv6, and names that only resolve inside a network. The URL parser has already
+ * normalised numeric forms (`http://2130706433/` is 127.0.0.1 here). A public name that resolves to
+ * a private address is not caught: that needs the resolver (README: Defining tools).
+ */
+export function isPrivateHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
+  if (host === "localhost" || /\.(localhost|local|internal|lan|home\.arpa)$/.test(host)) return true;
+  const v4 = host.match(/^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/);
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return a === 0 || a === 10 || a === 127 || a >= 224 || (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
+  }
+  if (host.includes(":")) {
+    return host === "::" || host === "::1" || /^(fc|fd|fe[89ab])/.test(host) || host.startsWith("::ffff:");
+  }
+  return false;
 }

@@ -59,7 +59,7 @@ Deno.test("the signature is v1= and the hex HMAC-SHA256 of timestamp.body, and a
 
 Deno.test("http tools: 2xx JSON and text are the output; redirects, errors, oversized and timeouts are error outputs", async () => {
   const server = startToolServer(() => KEY);
-  const runner = toolRunner({ signingKey: () => Promise.resolve(KEY), sql: null });
+  const runner = toolRunner({ signingKey: () => Promise.resolve(KEY), sql: null, privateHostsAllowed: true });
   try {
     const ok = await runner(CONTEXT, run(httpTool(`${server.url}/lookup`)));
     assert.deepEqual([ok.status, JSON.parse(ok.output)], ["ok", { order: "A1", status: "shipped" }]);
@@ -106,7 +106,7 @@ Deno.test("http tools: 2xx JSON and text are the output; redirects, errors, over
 });
 
 Deno.test("a sql tool without a database URL answers an error", async () => {
-  const runner = toolRunner({ signingKey: () => Promise.resolve(KEY), sql: null });
+  const runner = toolRunner({ signingKey: () => Promise.resolve(KEY), sql: null, privateHostsAllowed: true });
   const result = await runner(
     CONTEXT,
     run({ ...httpTool(""), kind: "sql", httpUrl: null, sqlFunction: "a.b" }),
@@ -126,7 +126,11 @@ if (requireTestDatabase("tool_runner")) {
       return tenants.map((tenant) => ({ ...tenant, ref }));
     });
     const pool = createSqlToolPool(testDatabaseUrl()!);
-    const runner = toolRunner({ signingKey: () => Promise.resolve(KEY), sql: pool.execute });
+    const runner = toolRunner({
+      signingKey: () => Promise.resolve(KEY),
+      sql: pool.execute,
+      privateHostsAllowed: true,
+    });
     const tool = { ...httpTool(""), kind: "sql" as const, httpUrl: null, sqlFunction: "tooltest.find_order" };
     try {
       const own = await runner({ ...CONTEXT, tenantId: mine.tenantId }, run(tool, { ref: mine.ref }));
@@ -157,3 +161,42 @@ if (requireTestDatabase("tool_runner")) {
     }
   });
 }
+
+Deno.test("an HTTP tool may not call the platform's own network: private hosts are refused before any request", async () => {
+  let fetched = 0;
+  const runner = toolRunner({
+    signingKey: () => Promise.resolve(KEY),
+    sql: null,
+    fetch: () => {
+      fetched++;
+      return Promise.resolve(new Response("{}"));
+    },
+  });
+  for (
+    const url of [
+      "http://127.0.0.1:8080/x",
+      "http://2130706433/x", // 127.0.0.1 as one number
+      "http://169.254.169.254/latest/meta-data/",
+      "http://10.0.0.7/",
+      "http://172.20.1.1/",
+      "http://192.168.1.1/",
+      "http://100.64.0.1/",
+      "http://0.0.0.0/",
+      "http://[::1]/",
+      "http://[::ffff:127.0.0.1]/",
+      "http://[fd00::1]/",
+      "http://[fe80::1]/",
+      "http://localhost:54321/",
+      "http://db.internal/",
+    ]
+  ) {
+    const result = await runner(CONTEXT, run(httpTool(url)));
+    assert.equal(result.status, "error", url);
+    assert.match(result.output, /private address/, url);
+  }
+  assert.equal(fetched, 0);
+  for (const url of ["https://api.example.com/t", "http://172.32.0.1/", "http://8.8.8.8/"]) {
+    assert.equal((await runner(CONTEXT, run(httpTool(url)))).status, "ok", url);
+  }
+  assert.equal(fetched, 3);
+});
