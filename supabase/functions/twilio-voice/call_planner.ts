@@ -5,7 +5,7 @@
 
 import { checkAgentSettings } from "./agent_settings.ts";
 import type { CallStarted } from "./bridge.ts";
-import { restorableTurns } from "./handoff.ts";
+import { restorableContext } from "./handoff.ts";
 import type { LogFields } from "./log.ts";
 import { buildSessionConfig } from "./session_config.ts";
 import type { CallRecord, NumberOwner, ToolCallRow, TurnRow } from "./store.ts";
@@ -109,12 +109,9 @@ export function planCall(stream: StreamCall, found: StoreFindings, defaultModel:
   }
 
   const stored = resumed?.turns ?? [];
-  const restored = restorableTurns(stored);
-  // Tool calls go back with the turns around them: when the budget dropped older turns, the tool
-  // calls among those go too.
-  const firstKept = restored[0]?.seq ?? Infinity;
-  const cut = stored.some((turn) => turn.text.trim() && turn.seq < firstKept);
-  const storedToolCalls = (resumed?.toolCalls ?? []).filter((call) => !cut || call.seq >= firstKept);
+  const storedCalls = resumed?.toolCalls ?? [];
+  // Turns and tool calls share one budget, newest first (handoff.ts).
+  const { turns: restored, toolCalls: restoredCalls } = restorableContext(stored, storedCalls);
   return {
     call: {
       session,
@@ -124,12 +121,12 @@ export function planCall(stream: StreamCall, found: StoreFindings, defaultModel:
         ? {
           turns: restored,
           mode: stream.resume.mode,
-          ...(storedToolCalls.length > 0 ? { toolCalls: storedToolCalls } : {}),
+          ...(restoredCalls.length > 0 ? { toolCalls: restoredCalls } : {}),
         }
         : undefined,
       // Seqs continue after every stored turn and tool call, restored or not: no collision with
       // earlier rows.
-      firstSeq: [...stored, ...storedToolCalls].reduce((next, row) => Math.max(next, row.seq + 1), 0),
+      firstSeq: [...stored, ...storedCalls].reduce((next, row) => Math.max(next, row.seq + 1), 0),
       tools,
       priorUsage: resumed?.call.usage,
     },

@@ -166,7 +166,7 @@ Deno.test("a first stream ignores resume findings it did not ask for", () => {
   assert.equal(plan.call.greeting, "Acme, good morning!");
 });
 
-Deno.test("a resume restores the stored tool calls, except those among turns the budget dropped", () => {
+Deno.test("a resume restores the newest turns and tool calls that fit one budget together", () => {
   const toolCall = (seq: number) => ({
     tenantId: TENANT,
     callSid: "CA1",
@@ -210,6 +210,8 @@ Deno.test("a resume restores the stored tool calls, except those among turns the
     },
     DEFAULT_MODEL,
   );
+  // Newest first until the budget is spent: 4, 3 and 2 fit (15,020 characters), 1 does not, and
+  // neither does the older tool call behind it.
   assert.deepEqual(cut.call.resume?.turns.map((turn) => turn.seq), [3]);
-  assert.deepEqual(cut.call.resume?.toolCalls?.map((call) => call.seq), [4]);
+  assert.deepEqual(cut.call.resume?.toolCalls?.map((call) => call.seq), [2, 4]);
 });

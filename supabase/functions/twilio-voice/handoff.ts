@@ -12,7 +12,7 @@
 // there the budget runs per stream (otherwise every stream after the first limit would be handed
 // off at once).
 
-import type { TurnRow } from "./store.ts";
+import type { ToolCallRow, TurnRow } from "./store.ts";
 
 export type HandoffTrigger = "quiet" | "forced" | "beforeunload";
 /** What the next stream's model does first: wait for the caller, or reply at once (the handoff
@@ -88,6 +88,40 @@ export function restorableTurns(turns: readonly TurnRow[], maxChars = RESTORED_C
     kept.push(turn);
   }
   return kept.reverse();
+}
+
+/** What a tool call costs the restored context: its name, its arguments and its output, as text. */
+function toolCallChars(call: ToolCallRow): number {
+  return call.name.length + (JSON.stringify(call.arguments) ?? "").length + call.output.length;
+}
+
+/** The turns and tool calls a new model session gets back, under one budget: the newest first
+ * when it cuts, so a call whose tools answered at length gives up its oldest turns, not its
+ * context's size limit (tool outputs are up to 8,192 characters each). */
+export function restorableContext(
+  turns: readonly TurnRow[],
+  toolCalls: readonly ToolCallRow[],
+  maxChars = RESTORED_CONTEXT_MAX_CHARS,
+): { turns: TurnRow[]; toolCalls: ToolCallRow[] } {
+  const newestFirst = [
+    ...turns.filter((turn) => turn.text.trim()).map((turn) => ({ seq: turn.seq, turn })),
+    ...toolCalls.map((call) => ({ seq: call.seq, call })),
+  ].sort((a, b) => b.seq - a.seq);
+  let used = 0;
+  const keptTurns: TurnRow[] = [];
+  const keptCalls: ToolCallRow[] = [];
+  for (const row of newestFirst) {
+    const size = "turn" in row ? row.turn.text.length : toolCallChars(row.call);
+    if (used + size > maxChars) break;
+    used += size;
+    if ("turn" in row) keptTurns.push(row.turn);
+    else keptCalls.push(row.call);
+  }
+  if (keptTurns.length === 0 && keptCalls.length === 0) {
+    // Nothing fits whole: the newest turn's end, as restorableTurns gives it.
+    return { turns: restorableTurns(turns, maxChars), toolCalls: [] };
+  }
+  return { turns: keptTurns.reverse(), toolCalls: keptCalls.reverse() };
 }
 
 /** The calls row's end_reason while handed off; the connect action reads the mode back from it

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   handoffReason,
   handoffSchedule,
+  restorableContext,
   restorableTurns,
   RESTORED_CONTEXT_MAX_CHARS,
   resumeModeOf,
@@ -61,4 +62,29 @@ Deno.test("the resume mode travels in the handed-off call's end_reason", () => {
   assert.equal(resumeModeOf(handoffReason("quiet", "listen")), "listen");
   assert.equal(resumeModeOf(null), "listen");
   assert.equal(resumeModeOf("model_error:reply"), "listen", "only a handoff's reason counts");
+});
+
+Deno.test("turns and tool calls share the restore budget, newest first", () => {
+  const call = (seq: number, output: string) => ({
+    tenantId: "t",
+    callSid: "CA1",
+    seq,
+    callId: `call_${seq}`,
+    name: "lookup",
+    arguments: { id: 1 },
+    output,
+    status: "ok" as const,
+    durationMs: 5,
+  });
+  const turns = [turn(0, "hello"), turn(2, "x".repeat(50)), turn(4, "thanks")];
+  // A tool's 8,000-character answer spends the budget: the older turn before it gives way.
+  const big = restorableContext(turns, [call(1, "a".repeat(40)), call(3, "b".repeat(8000))], 8030);
+  assert.deepEqual(big.turns.map((t) => t.seq), [4]);
+  assert.deepEqual(big.toolCalls.map((c) => c.seq), [3]);
+  const all = restorableContext(turns, [call(1, "a"), call(3, "b")]);
+  assert.deepEqual([all.turns.map((t) => t.seq), all.toolCalls.map((c) => c.seq)], [[0, 2, 4], [1, 3]]);
+  // Nothing fits whole: the newest turn's end, no tool call.
+  const tiny = restorableContext([turn(0, "a".repeat(500) + "END")], [call(1, "z".repeat(900))], 100);
+  assert.equal(tiny.toolCalls.length, 0);
+  assert.ok(tiny.turns[0].text.endsWith("END"));
 });
