@@ -5,6 +5,7 @@
 // (claim_call_stream, call_session.ts): a token proves who wrote the TwiML and when, not that
 // nobody has used it yet.
 
+import { hmacSha256Hex } from "./hmac.ts";
 import { timingSafeEqual } from "./twilio_signature.ts";
 
 export interface StreamClaims {
@@ -28,22 +29,12 @@ export const STREAM_TOKEN_MAX_SKEW_S = 5;
 
 export type TokenVerdict = "valid" | "invalid" | "expired";
 
-const encoder = new TextEncoder();
-
 export async function streamToken(authToken: string, claims: StreamClaims): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(authToken),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
   // A separator no claim can contain keeps ("ab","c") and ("a","bc") apart.
   const resume = claims.resume ? `\nresume ${claims.resume}` : "";
   const message = `twilio-voice-stream\n${claims.callSid}\n${claims.tenantId}\n${claims.toNumber}${resume}` +
     `\nissued ${claims.issuedAt}`;
-  const digest = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(message)));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return await hmacSha256Hex(authToken, message);
 }
 
 /** Whether `token` signs `claims` and was issued within the window around `nowS` (unix seconds).

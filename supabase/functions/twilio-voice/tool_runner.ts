@@ -13,6 +13,7 @@
 // the function sees only what the tenant's RLS lets it see.
 
 import type { ToolResult, ToolRun } from "./bridge.ts";
+import { hmacSha256Hex } from "./hmac.ts";
 import { errorMessage } from "./log.ts";
 import { readCappedText } from "./request_body.ts";
 import { errorOutput } from "./tool_output.ts";
@@ -103,16 +104,7 @@ export function httpToolBody(context: ToolCallContext, run: ToolRun): string {
 
 /** `v1=` and the hex HMAC-SHA256 of `timestamp.body` under the tenant's key. */
 export async function signToolRequest(key: string, timestamp: number, body: string): Promise<string> {
-  const encoder = new TextEncoder();
-  const hmac = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(key),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", hmac, encoder.encode(`${timestamp}.${body}`));
-  return "v1=" + Array.from(new Uint8Array(mac), (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return "v1=" + await hmacSha256Hex(key, `${timestamp}.${body}`);
 }
 
 async function runHttpTool(
