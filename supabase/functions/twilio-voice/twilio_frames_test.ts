@@ -6,6 +6,7 @@ import {
   MAX_TWILIO_FRAME_CHARS,
   twilioEncoder,
 } from "./twilio_frames.ts";
+import { agreementMix, AWKWARD_PIECES, jsonMutations, random } from "./testing/json_mutations.ts";
 
 const PAYLOAD = btoa(String.fromCharCode(...new Uint8Array(160).fill(0xff)));
 
@@ -107,39 +108,14 @@ Deno.test("the encoder builds the JSON Twilio expects", () => {
 
 // ---- the media fast path agrees with the full decoder ----
 
-// A seeded generator (mulberry32), so a failing case is the same case on the next run.
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const AGREEMENT_SEED = 0x7c0ffee;
 const AGREEMENT_CASES = 20_000;
 
 function agreementCases(seed: number, count: number): string[] {
   const next = random(seed);
-  const int = (below: number) => Math.floor(next() * below);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)];
-  const bytes = (size: number) => String.fromCharCode(...Array.from({ length: size }, () => int(256)));
-  const base64 = (size: number) => btoa(bytes(size));
-  const hex = (size: number) => Array.from({ length: size }, () => "0123456789abcdef"[int(16)]).join("");
-  // Characters and escapes that matter to a JSON reader, one at a time.
-  const awkward = [
-    ...'"\\ \t\n\r\u0000\u001f\u00e9\u2028=-_{}[]:,0Az+/',
-    "\\/",
-    "\\u0022",
-    "\\u0041",
-    "\\n",
-    "\ud83d\ude00",
-    "\ud800",
-    "\udfff",
-  ];
+  const { int, pick, base64, hex, shuffle, insert, replaceOne, insertAtQuote, escapeOne, hostileBase64 } =
+    jsonMutations(next);
+  const awkward = AWKWARD_PIECES;
 
   function media(): Record<string, unknown> {
     const chunk = 1 + int(100_000);
@@ -159,64 +135,8 @@ function agreementCases(seed: number, count: number): string[] {
   const twilioForm = (frame: Record<string, unknown>) => JSON.stringify(frame);
 
   function reordered(frame: Record<string, unknown>): string {
-    const shuffle = (object: Record<string, unknown>) => {
-      const entries = Object.entries(object);
-      for (let i = entries.length - 1; i > 0; i--) {
-        const j = int(i + 1);
-        [entries[i], entries[j]] = [entries[j], entries[i]];
-      }
-      return Object.fromEntries(entries);
-    };
     return JSON.stringify({ ...shuffle(frame), media: shuffle(frame.media as Record<string, unknown>) });
   }
-
-  const at = (text: string) => int(text.length + 1);
-  const insert = (text: string, piece: string) => {
-    const i = at(text);
-    return text.slice(0, i) + piece + text.slice(i);
-  };
-  const replaceOne = (text: string, piece: string) => {
-    const i = int(text.length);
-    return text.slice(0, i) + piece + text.slice(i + 1);
-  };
-  // Where a mistake in a reader shows: just inside or outside a quote (an escaped closing quote, a
-  // backslash before it, a control character at the edge of a value).
-  const insertAtQuote = (text: string, piece: string) => {
-    const quotes = [...text.matchAll(/"/g)].map((found) => found.index ?? 0);
-    const i = pick(quotes) + int(2);
-    return text.slice(0, i) + piece + text.slice(i);
-  };
-  // A string value re-spelled with an escape JSON.parse reads back as the same character.
-  const escapeOne = (text: string) => {
-    const quoted = [...text.matchAll(/"([A-Za-z0-9+/=_]+)"/g)];
-    if (quoted.length === 0) return text;
-    const found = pick(quoted);
-    const value = found[1];
-    const i = int(value.length);
-    const escape = pick([
-      `\\u${value.charCodeAt(i).toString(16).padStart(4, "0")}`,
-      value[i] === "/" ? "\\/" : `\\u00${value.charCodeAt(i).toString(16)}`,
-    ]);
-    const start = (found.index ?? 0) + 1 + i;
-    return text.slice(0, start) + escape + text.slice(start + 1);
-  };
-  const hostilePayload = () =>
-    pick([
-      'AAAA"},"event":"mark","mark":{"name":"x',
-      "AAAA\\u0022",
-      "AA\\/A",
-      "AAA",
-      "A===",
-      "====",
-      "AA==AA==",
-      "AA=A",
-      "-_-_",
-      "AA A",
-      "AAAA\n",
-      base64(160).replace("A", "\u00c1"),
-      base64(160) + "=",
-      "\ud800AAA",
-    ]);
 
   function mutant(): string {
     const frame = media();
@@ -263,7 +183,7 @@ function agreementCases(seed: number, count: number): string[] {
       case 13:
         return text.slice(0, int(text.length)) + text.slice(int(text.length));
       case 14: {
-        m.payload = hostilePayload();
+        m.payload = hostileBase64();
         return twilioForm(frame);
       }
       case 15: {
@@ -315,25 +235,10 @@ function agreementCases(seed: number, count: number): string[] {
     }
   }
 
-  function noise(): string {
-    const tokens = [
-      ...awkward,
-      '"event"',
-      '"media"',
-      '"payload"',
-      "true",
-      "null",
-      "1e3",
-      '{"event":"media",',
-    ];
-    return Array.from({ length: int(40) }, () => pick(tokens)).join("");
-  }
-
-  return Array.from({ length: count }, () => {
-    const kind = next();
-    if (kind < 0.35) return twilioForm(media());
-    if (kind < 0.9) return mutant();
-    return noise();
+  return agreementMix(next, count, {
+    valid: () => twilioForm(media()),
+    mutant,
+    tokens: ['"event"', '"media"', '"payload"', '{"event":"media",'],
   });
 }
 
