@@ -302,7 +302,8 @@ export function createApp(deps: AppDeps): App {
       log.warn("stream.too_many_unproven", { unproven });
       return text(503, "too many streams starting");
     }
-    const { socket, response } = Deno.upgradeWebSocket(request);
+    // No per-socket idle timer (it re-arms on every frame): call_session's shared sweep bounds silence.
+    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
     const session = startCallSession(socket, sessionDeps);
     sessions.add(session);
     const finished = session.done.finally(() => sessions.delete(session));

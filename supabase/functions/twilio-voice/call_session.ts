@@ -6,6 +6,7 @@ import { CallBridge, type CallOutcome, type ItemKind, type ToolResult, type Tool
 import { type ClaimResult, planCall, planClaim, type StoreFindings, streamNumber } from "./call_planner.ts";
 import { realtimeModelUrl } from "./config.ts";
 import { handoffSchedule } from "./handoff.ts";
+import { streamIdleWatch } from "./idle_watch.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { decodeServerEvent } from "./realtime_events.ts";
 import type { CallEnd, NumberOwner, StoreBackend, ToolCallRow, TurnRow } from "./store.ts";
@@ -75,6 +76,7 @@ export const HEARTBEAT_INTERVAL_MS = 30_000;
 export const ENDING_PLAYBACK_TIMEOUT_MS = 30_000;
 /** Close code for a peer that broke the stream's rules (RFC 6455 §7.4.1: policy violation). */
 const POLICY_VIOLATION = 1008;
+const GOING_AWAY = 1001;
 
 /** How a stream ended, with which stream of its call it was (0 the first, n the nth resume). */
 export interface StreamOutcome extends CallOutcome {
@@ -133,6 +135,11 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   const preStartTimer = setTimeout(() => {
     if (!proven && ending === null) refuse("no valid start in time");
   }, deps.preStartDeadlineMs);
+  // The upgrade turns Deno's per-socket idle timer off (app.ts); the worker's one sweep stands in.
+  const idle = streamIdleWatch.watch(() => {
+    log.warn("stream.idle", {});
+    closeQuietly(twilio, GOING_AWAY, "no frame from the stream in time");
+  });
 
   const count = (side: "twilio" | "model", reason: RejectReason, event?: string) => {
     const key = `${side}_${reason}` as const;
@@ -187,6 +194,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     handoffTimers.forEach((timer) => clearTimeout(timer));
     clearInterval(heartbeat);
     clearTimeout(endingTimer);
+    idle.forget();
     closeQuietly(model, 1000, "call ended");
     const call = verified ?? await claiming;
     deps.onOutcome({ ...outcome, callSid: call?.callSid ?? null, stream: call?.stream ?? null });
@@ -383,6 +391,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   }
 
   twilio.onmessage = (message) => {
+    idle.seen();
     if (!started) {
       // Until `start`, the socket has proved nothing: a few small frames, or it is closed.
       const size = typeof message.data === "string" ? message.data.length : MAX_PRE_START_MESSAGE_CHARS + 1;
@@ -402,6 +411,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     }
   };
   twilio.onclose = () => {
+    idle.forget();
     bridge.twilioClosed();
     // A stream that closes before `start` never began a call: nothing else will resolve it.
     if (ending === null) resolveDone();
