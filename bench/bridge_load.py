@@ -75,10 +75,26 @@ def prepare_database(server: EmbeddedPostgres) -> Database:
     return Database(url, TO_NUMBER)
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free local port: any, or the next free one in BENCH_PORTS ("first-last") on a shared machine."""
+    span = os.environ.get("BENCH_PORTS")
+    candidates = [0] if not span else range(int(span.split("-")[0]), int(span.split("-")[1]) + 1)
+    for candidate in candidates:
+        if candidate in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port = sock.getsockname()[1]
+        if span:
+            _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in BENCH_PORTS={span}")
 
 
 def cpu_times(pid: int) -> tuple[float, float]:
@@ -279,7 +295,7 @@ def run(levels=LEVELS, targets=TARGETS, *, window_s: float = 20, warm_s: float =
     """Every target at every level (a target stops after the level where it broke)."""
     with tempfile.TemporaryDirectory(prefix="supactl-bench-bridge-") as folder:
         workdir = Path(folder)
-        server = EmbeddedPostgres(workdir / "pg")
+        server = EmbeddedPostgres(workdir / "pg", port=free_port() if os.environ.get("BENCH_PORTS") else None)
         server.start()
         try:
             db = prepare_database(server)
