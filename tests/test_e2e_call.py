@@ -19,6 +19,7 @@ import pytest
 from supactl.database.call_log import CallNotFound, PostgresCallLog
 from supactl.database.connection import connect
 from supactl.database.jwt_tokens import tenant_token
+from supactl.simulator import audio
 from supactl.dev_stack.stack import read_dev_env
 
 pytestmark = pytest.mark.slow
@@ -148,6 +149,53 @@ def test_call_through_the_real_function_is_stored_and_visible_only_to_its_tenant
     assert as_other.list_calls() == []
     with pytest.raises(CallNotFound):
         as_other.call_with_turns(report["call_sid"])
+
+
+# The loopback model ends the caller's turn after this much silence (its server_vad default, which
+# the function leaves as it is): the caller counts it, the bridge starts at speech_stopped.
+VAD_SILENCE_MS = 500
+# The simulator paces 20 ms frames; on top of one frame, the sockets and scheduling of a loaded
+# 2-core machine between the caller's clock and the bridge's.
+AGREEMENT_TOLERANCE_MS = audio.FRAME_MS + 60
+
+
+def test_calls_stats_and_show_agree_with_the_callers_latency_and_price_the_stored_usage(loopback_dev, project):
+    from supactl.database.call_costs import call_cost, load_price_table
+    from supactl.database.call_stats import duration_s, median
+
+    report = _call(project)
+    env = loopback_dev.env
+    token = env["SUPACTL_DEMO_JWT"]
+    call, _ = PostgresCallLog(env["SUPABASE_DB_URL"], token, env["SUPACTL_JWT_SECRET"]).call_with_turns(
+        report["call_sid"])
+    bridge = [t["firstAudioSentMs"] for t in call.metrics["turns"]]
+    caller = report["latencies_ms"]
+    print("\ncaller-side latencies (ms):", [round(v) for v in caller],
+          "\nbridge latencies + VAD silence (ms):", [b + VAD_SILENCE_MS for b in bridge])
+    assert caller and len(bridge) == len(caller)
+    for heard, measured in zip(caller, bridge):
+        assert abs(heard - (measured + VAD_SILENCE_MS)) <= AGREEMENT_TOLERANCE_MS
+    played = [t["firstAudioPlayedMs"] for t in call.metrics["turns"]]
+    assert all(p is not None and p >= s for p, s in zip(played, bridge))
+    assert call.metrics["audio_in_ms"] == report["frames_sent"] * audio.FRAME_MS
+
+    def cli(*args: str) -> dict:
+        done = subprocess.run([sys.executable, "-m", "supactl", "calls", *args, "--jwt", token, "--json"],
+                              cwd=project, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    figures = cli("show", report["call_sid"])["figures"]
+    assert figures["first_audio_sent_ms"] == {"p50": median(bridge), "max": max(bridge)}
+    assert abs(figures["first_audio_sent_ms"]["p50"] + VAD_SILENCE_MS - report["latency_p50_ms"]) <= \
+        AGREEMENT_TOLERANCE_MS
+    expected = call_cost(call.usage, call.metrics["model"], duration_s(call), load_price_table(environ={}))
+    assert call.usage.get("output_tokens", 0) > 0
+    assert figures["cost"]["total_usd"] == pytest.approx(expected.total_usd)
+    stats = cli("stats", "--since", "1h")
+    every = [t["firstAudioSentMs"] for c in PostgresCallLog(env["SUPABASE_DB_URL"], token, env["SUPACTL_JWT_SECRET"])
+             .list_calls(limit=1000) for t in c.metrics.get("turns", [])]
+    assert stats["first_audio_sent_ms"]["p50"] == median(every) and stats["turns_measured"] == len(every)
 
 
 def test_barge_in_clears_the_reply_and_stores_the_assistant_turn_as_interrupted(loopback_dev, project):

@@ -10,7 +10,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "supactl"
 GROUPS = {"cloud", "database", "dev_stack", "simulator", "selfhost", "commands"}
-SHARED = {"__init__", "__main__", "cli", "config", "errors", "redact", "project_files", "twilio_signature"}
+SHARED = {"__init__", "__main__", "cli", "config", "errors", "redact", "project_files", "twilio_signature",
+          "svg_plot"}  # the charts of bench/ reports and of `calls show/stats --plot`
 
 
 def _module_name(path: Path) -> str:

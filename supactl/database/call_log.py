@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from supactl.database.jwt_tokens import claims_of
 from supactl.errors import SupactlError
 
 _CALL_COLUMNS = ("call_sid", "tenant_id", "from_number", "to_number", "started_at", "ended_at", "status",
-                 "end_reason", "usage", "handoff_count", "transfer_to", "transfer_outcome")
+                 "end_reason", "usage", "handoff_count", "transfer_to", "transfer_outcome", "metrics")
 _TURN_COLUMNS = ("seq", "role", "text", "interrupted", "item_id", "created_at")
 _TOOL_CALL_COLUMNS = ("seq", "name", "arguments", "output", "status", "duration_ms", "call_id", "created_at")
 
@@ -40,6 +40,8 @@ class Call:
     handoff_count: int
     transfer_to: str | None = None
     transfer_outcome: str | None = None
+    # Per-turn latency and audio as the bridge measured them (call_stats.py reads them).
+    metrics: dict[str, Any] = field(default_factory=dict)
     tenant_name: str | None = None
 
 
@@ -56,7 +58,7 @@ class Turn:
 
 
 class CallLog(Protocol):
-    def list_calls(self, tenant: str | None = None, limit: int = 50) -> list[Call]: ...
+    def list_calls(self, tenant: str | None = None, limit: int = 50, since: datetime | None = None) -> list[Call]: ...
 
     def call_with_turns(self, call_sid: str) -> tuple[Call, list[Turn]]: ...
 
@@ -90,11 +92,15 @@ class PostgresCallLog:
             conn.rollback()  # read-only: nothing to keep, and the role ends with the transaction
         return rows
 
-    def list_calls(self, tenant: str | None = None, limit: int = 50) -> list[Call]:
-        where, params = "", tuple[str, ...]()
+    def list_calls(self, tenant: str | None = None, limit: int = 50, since: datetime | None = None) -> list[Call]:
+        conditions, params = list[str](), list[Any]()
         if tenant:
-            where = "where c.tenant_id::text = %s" if _is_uuid(tenant) else "where t.name = %s"
-            params = (tenant,)
+            conditions.append("c.tenant_id::text = %s" if _is_uuid(tenant) else "t.name = %s")
+            params.append(tenant)
+        if since is not None:
+            conditions.append("c.started_at >= %s")
+            params.append(since)
+        where = ("where " + " and ".join(conditions)) if conditions else ""
         rows = self._query(
             f"select {', '.join('c.' + c for c in _CALL_COLUMNS)}, t.name from public.calls c "
             f"left join public.tenants t on t.id = c.tenant_id {where} "
@@ -151,11 +157,13 @@ class SupabaseCallLog:
             raise SupactlError(f"the Supabase API refused the query: {exc.message}",
                                hint="check the project URL and key; a user JWT sees only its tenant") from None
 
-    def list_calls(self, tenant: str | None = None, limit: int = 50) -> list[Call]:
+    def list_calls(self, tenant: str | None = None, limit: int = 50, since: datetime | None = None) -> list[Call]:
         embed = "tenants!inner(name)" if tenant and not _is_uuid(tenant) else "tenants(name)"
         query = self.client.table("calls").select(",".join(_CALL_COLUMNS) + f",{embed}")
         if tenant:
             query = query.eq("tenant_id", tenant) if _is_uuid(tenant) else query.eq("tenants.name", tenant)
+        if since is not None:
+            query = query.gte("started_at", since.isoformat())
         rows = self._run(query.order("started_at", desc=True).limit(limit))
         return [_call_from_json(row) for row in rows]
 

@@ -39,6 +39,7 @@ import type { Role, TenantTool, ToolCallRow, ToolCallStatus, TurnRow } from "./s
 import { ToolCalls } from "./tool_calls.ts";
 import { capToolOutput, errorOutput } from "./tool_output.ts";
 import type { TwilioFrame } from "./twilio_frames.ts";
+import { type CallMetrics, TurnLatency, type TurnMeasurement } from "./turn_latency.ts";
 // Caller audio kept while the model session is being set up: 10 s of Twilio's 20 ms frames (160
 // bytes of µ-law = 216 base64 characters each), ~108 KB. Setup normally takes well under 2 s; past
 // this the oldest audio goes first. Counted in characters, not frames: a peer sending oversized
@@ -118,6 +119,8 @@ export interface CallOutcome {
   transferTo?: string;
   usage: Usage;
   stats: BridgeStats;
+  /** Per-turn latency and audio of this stream (calls.metrics). */
+  metrics: CallMetrics;
 }
 
 interface AssistantItem {
@@ -142,6 +145,10 @@ export const END_CALL_OUTPUT = '{"ok":true,"note":"The call ends once your goodb
 export interface BridgeOptions {
   /** Ids for items the bridge creates (greeting prompt, DTMF); unique per model session. */
   newItemId: (kind: ItemKind) => string;
+  /** The clock of the per-turn latency (turn_latency.ts), ms; performance.now by default. */
+  clock?: () => number;
+  /** Each assistant turn once measured (e.g. to feed a latency histogram). */
+  onTurnMeasured?: (turn: TurnMeasurement) => void;
 }
 
 export class CallBridge {
@@ -189,7 +196,11 @@ export class CallBridge {
   /** A built-in asked to end the call: it ends once the assistant's last line has played. */
   #ending: { reason: string; transferTo?: string } | null = null;
 
-  constructor(private readonly sink: BridgeSink, private readonly options: BridgeOptions) {}
+  readonly #latency: TurnLatency;
+
+  constructor(private readonly sink: BridgeSink, private readonly options: BridgeOptions) {
+    this.#latency = new TurnLatency(options.clock ?? (() => performance.now()), options.onTurnMeasured);
+  }
 
   get callSid(): string | null {
     return this.#call?.callSid ?? null;
@@ -285,6 +296,7 @@ export class CallBridge {
         else this.#bufferCallerAudio(frame.payload);
         return;
       case "mark":
+        this.#latency.markPlayed(frame.name);
         this.#onMarkPlayed(frame.name);
         return;
       case "dtmf":
@@ -391,6 +403,7 @@ export class CallBridge {
         // speech_stopped comes first and the commit of the same item follows: from here the
         // caller's turn is on its way (transcript, then the server's reply), not quiet yet.
         this.#seqOf(event.itemId);
+        if (event.type === "input_audio_buffer.speech_stopped") this.#latency.speechStopped();
         this.#callerSpeaking = false;
         this.#awaitingTranscript.add(event.itemId);
         if (this.#createsResponse) this.#replyPending = true;
@@ -533,10 +546,11 @@ export class CallBridge {
       return;
     }
     this.sink.twilioMedia(delta);
+    this.#latency.audioSent();
     const before = played.sentMs;
     const mark = this.#playback.sent(played, delta);
     this.stats.assistantAudioMs += played.sentMs - before;
-    if (mark !== null) this.sink.twilioMark(mark);
+    if (mark !== null) this.#sendMark(mark);
   }
 
   /** Barge-in: the caller talks over audio Twilio still has queued. */
@@ -572,7 +586,7 @@ export class CallBridge {
     if (this.#activeResponse === event.responseId || this.#activeResponse === "") this.#activeResponse = null;
     this.#cutResponses.delete(event.responseId);
     this.#addUsage(event.usage, "");
-    for (const mark of this.#playback.markRemaining()) this.sink.twilioMark(mark);
+    for (const mark of this.#playback.markRemaining()) this.#sendMark(mark);
     for (const { itemId, transcript } of event.transcripts) {
       if (this.#assistant.get(itemId)?.transcript == null) this.#onAssistantTranscript(itemId, transcript);
     }
@@ -627,6 +641,7 @@ export class CallBridge {
     const running = this.#running.get(callId);
     if (running === undefined) return;
     this.#running.delete(callId);
+    this.#latency.toolRan(result.durationMs);
     const output = capToolOutput(result.output);
     // A call that ended meanwhile (the caller hung up) has no model to tell; the call is still stored.
     if (this.phase !== "ended") this.sink.model(encodeFunctionCallOutput(callId, output));
@@ -739,6 +754,11 @@ export class CallBridge {
     });
   }
 
+  #sendMark(mark: string): void {
+    this.sink.twilioMark(mark);
+    this.#latency.markSent(mark);
+  }
+
   #addUsage(usage: Usage, prefix: string): void {
     for (const name in usage) {
       const key = prefix + name;
@@ -750,12 +770,15 @@ export class CallBridge {
     if (this.phase === "ended") return;
     this.phase = "ended";
     this.#buffered = [];
+    this.#latency.finish();
     const outcome: CallOutcome = {
       callSid: this.callSid,
       status,
       reason,
       usage: this.usage,
       stats: this.stats,
+      // Twilio's inbound frames are 20 ms of µ-law each.
+      metrics: this.#latency.metrics(this.stats.callerFrames * 20, this.stats.assistantAudioMs),
     };
     if (transferTo !== undefined) outcome.transferTo = transferTo;
     this.sink.end(outcome);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  type BridgeOptions,
   type BridgeSink,
   CallBridge,
   type CallOutcome,
@@ -13,6 +14,7 @@ import { RESUME_PROMPT } from "./handoff.ts";
 import type { ClientEvent, ServerEvent } from "./realtime_events.ts";
 import { buildSessionConfig } from "./session_config.ts";
 import type { TenantTool, ToolCallRow, TurnRow } from "./store.ts";
+import type { TurnMeasurement } from "./turn_latency.ts";
 
 const CALL_SID = "CA0123456789abcdef0123456789abcdef";
 const TENANT = "7f2c1d7e-3a5b-4c1d-9e8f-0a1b2c3d4e5f";
@@ -81,10 +83,11 @@ function newBridge(
     greeting?: string | null;
     turnDetection?: Record<string, unknown> | null;
   } & Pick<CallStarted, "handoff" | "resume" | "firstSeq" | "priorUsage" | "tools"> = {},
+  bridgeOptions: Partial<BridgeOptions> = {},
 ) {
   const sink = new Recorder();
   let ids = 0;
-  const bridge = new CallBridge(sink, { newItemId: (kind) => `${kind}_${++ids}` });
+  const bridge = new CallBridge(sink, { newItemId: (kind) => `${kind}_${++ids}`, ...bridgeOptions });
   const { session } = buildSessionConfig({
     instructions: null,
     voice: null,
@@ -104,8 +107,11 @@ const UPDATED_PCMU: ServerEvent = {
   outputFormat: "audio/pcmu",
 };
 
-function liveBridge(options: Parameters<typeof newBridge>[0] = {}) {
-  const made = newBridge(options);
+function liveBridge(
+  options: Parameters<typeof newBridge>[0] = {},
+  bridgeOptions: Partial<BridgeOptions> = {},
+) {
+  const made = newBridge(options, bridgeOptions);
   made.begin();
   made.bridge.modelOpened();
   made.bridge.onModelEvent(UPDATED_PCMU);
@@ -1153,4 +1159,30 @@ Deno.test("a tool that answers after the caller hung up is still stored, and not
   bridge.toolFinished("call_1", { output: "late", status: "ok", durationMs: 900 });
   assert.deepEqual(sink.drain(), []);
   assert.deepEqual(sink.toolCalls.map((row) => [row.callId, row.output]), [["call_1", "late"]]);
+});
+
+Deno.test("a reply is timed from speech_stopped to its first audio sent and first mark played; the outcome carries it", () => {
+  let now = 0;
+  const measured: TurnMeasurement[] = [];
+  const { sink, bridge } = liveBridge({}, {
+    clock: () => now,
+    onTurnMeasured: (turn) => measured.push(turn),
+  });
+  for (let i = 0; i < 5; i++) bridge.onTwilioFrame(media(audio(20)));
+  now = 1000;
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_stopped", itemId: "item_u1" });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  now = 1310;
+  bridge.onModelEvent(delta("item_a", 60));
+  now = 1330;
+  bridge.onModelEvent(delta("item_a", 60)); // crosses 100 ms: the first mark
+  assert.deepEqual(sink.drain().filter((sent) => "mark" in sent), [{ to: "twilio", mark: "item_a:120" }]);
+  now = 1600;
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:120" });
+  assert.deepEqual(measured, [{ turn: 0, firstAudioSentMs: 310, firstAudioPlayedMs: 600, toolMs: 0 }]);
+  bridge.onTwilioFrame({ event: "stop" });
+  const { metrics } = sink.outcomes[0];
+  assert.deepEqual([metrics.audio_in_ms, metrics.audio_out_ms], [100, 120]);
+  assert.deepEqual([metrics.first_audio_sent_p50_ms, metrics.first_audio_played_max_ms], [310, 600]);
+  assert.equal(metrics.turns.length, 1);
 });

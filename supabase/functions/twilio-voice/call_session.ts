@@ -15,6 +15,7 @@ import { errorOutput } from "./tool_output.ts";
 import { type StreamCall, verifyStreamStart } from "./stream_contract.ts";
 import { decodeTwilioFrame, type TwilioEncoder, twilioEncoder, type TwilioFrame } from "./twilio_frames.ts";
 import type { RejectReason } from "./wire.ts";
+import type { TurnMeasurement } from "./turn_latency.ts";
 
 /** The per-call face of the turn store: record is synchronous (queued), the rest is the end. */
 export interface CallWriter {
@@ -46,6 +47,8 @@ export interface CallSessionDeps {
   preStartDeadlineMs: number;
   /** Told how each call ended, so the connect action can answer before the row is written. */
   onOutcome(outcome: StreamOutcome): void;
+  /** Each assistant turn's latency as the bridge measured it (turn_latency.ts). */
+  onTurnMeasured?(turn: TurnMeasurement): void;
   /** How often a running stream refreshes calls.stream_seen_at (HEARTBEAT_INTERVAL_MS). */
   heartbeatIntervalMs: number;
   /** The wall clock in unix seconds, for the stream token's window. */
@@ -123,6 +126,8 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => resolveDone = resolve);
   let ending: Promise<void> | null = null;
+  /** The Realtime model this call runs on: its tokens are priced by it (calls.metrics.model). */
+  let realtimeModel: string | null = null;
   /** Set once the call has begun: who calls whom, for its tools. */
   let toolContext: ToolCallContext | null = null;
   let endingTimer: number | undefined;
@@ -170,7 +175,11 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     end: (outcome) => {
       ending = finishCall(outcome);
     },
-  }, { newItemId: itemIdFactory() });
+  }, {
+    newItemId: itemIdFactory(),
+    clock: () => deps.now(),
+    onTurnMeasured: (turn) => deps.onTurnMeasured?.(turn),
+  });
 
   /** Off the audio path: the bridge hears back when the tool answers (or its timeout passed). */
   function runTool(run: ToolRun): void {
@@ -204,6 +213,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
         status: outcome.status,
         endReason: outcome.reason,
         usage: { ...outcome.usage },
+        metrics: { ...outcome.metrics, model: realtimeModel },
       };
       if (outcome.transferTo !== undefined) end.transferTo = outcome.transferTo;
       writer.finish(end);
@@ -319,6 +329,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       quiet_from_s: Math.round((handoff.quietFromMs - deps.now()) / 100) / 10,
       force_at_s: Math.round((handoff.forceAtMs - deps.now()) / 100) / 10,
     });
+    realtimeModel = plan.model;
     openModel(plan.model);
   }
 

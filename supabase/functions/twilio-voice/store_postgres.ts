@@ -205,6 +205,9 @@ class PostgresStoreBackend implements StoreBackend {
         update public.calls
         set ${this.#sql(stamp)} = coalesce(${endedAt}::timestamptz, now()), status = ${end.status},
             end_reason = ${end.endReason}, usage = ${this.#sql.json(end.usage)}::jsonb,
+            metrics = coalesce(${
+        end.metrics ? this.#sql.json(end.metrics as unknown as Record<string, number>) : null
+      }::jsonb, metrics),
             transfer_to = coalesce(${end.transferTo ?? null}::text, transfer_to)
         where call_sid = ${end.callSid}
         returning call_sid`;

@@ -131,6 +131,7 @@ class RestStoreBackend implements StoreBackend {
       status: end.status,
       end_reason: end.endReason,
       usage: end.usage,
+      ...(end.metrics !== undefined ? { metrics: end.metrics } : {}),
       ...(end.transferTo !== undefined ? { transfer_to: end.transferTo } : {}),
     }).eq("call_sid", end.callSid).select("call_sid");
     if (error) throw storeErrorFromPostgrest(status, error);
