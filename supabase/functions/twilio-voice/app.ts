@@ -26,6 +26,13 @@ import {
 } from "./stream_contract.ts";
 import { TRANSFER_UNANSWERED_REASON } from "./handoff.ts";
 import { readCappedText } from "./request_body.ts";
+import {
+  CALL_STATUS_QUERY,
+  parseCallStatus,
+  type Parsed,
+  parseRecordingStatus,
+  RECORDING_STATUS_QUERY,
+} from "./call_status.ts";
 import type { TurnStore } from "./turn_store.ts";
 import { isValidSignature, type Param } from "./twilio_signature.ts";
 import { apologyTwiml, dialTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
@@ -252,6 +259,30 @@ export function createApp(deps: AppDeps): App {
     }
   }
 
+  // ---- Twilio's view of the call: status and recording callbacks (call_status.ts) ----
+
+  /** One signed callback written as it comes; the database keeps only what moves the row forward,
+   * so a retry or a late event answers 204 like the first (Twilio stops retrying on a 2xx). */
+  async function statusCallback<T>(
+    parsed: Parsed<T>,
+    kind: string,
+    write: (update: T) => Promise<boolean>,
+  ): Promise<Response> {
+    if (!parsed.ok) {
+      log.warn("callback.malformed", { kind, problem: parsed.problem });
+      return text(400, parsed.problem);
+    }
+    try {
+      const moved = await write(parsed.value);
+      log.info("callback.recorded", { kind, moved });
+      return new Response(null, { status: 204 });
+    } catch (error) {
+      // A 5xx makes Twilio retry later, when the database may answer.
+      log.error("store.callback_failed", { kind, message: errorMessage(error) });
+      return text(503, "could not record the callback; retry");
+    }
+  }
+
   /** The next stream of a handed-off call, with a token of its own that signs the resume. */
   async function continueCall(
     call: CallRecord,
@@ -326,6 +357,11 @@ export function createApp(deps: AppDeps): App {
         ? await connectAction(params)
         : url.search === `?${DIAL_STATUS_QUERY}`
         ? await dialStatus(params)
+        : url.search === `?${CALL_STATUS_QUERY}`
+        ? await statusCallback(parseCallStatus(params), "call", (update) => store.recordTwilioStatus(update))
+        : url.search === `?${RECORDING_STATUS_QUERY}`
+        ? await statusCallback(parseRecordingStatus(params), "recording", (update) =>
+          store.recordRecording(update))
         : await voiceWebhook(params);
       sweepStaleCalls();
       return response;

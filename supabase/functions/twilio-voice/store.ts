@@ -112,6 +112,9 @@ export interface CallEnd {
   transferTo?: string;
 }
 
+export type { RecordingStatus, TwilioCallStatus } from "./call_status.ts";
+import type { RecordingStatus, TwilioCallStatus } from "./call_status.ts";
+
 export interface StoreBackend {
   /** The tenant that owns an E.164 number, with its agent settings; null when nobody does. */
   findNumberOwner(phoneNumber: string): Promise<NumberOwner | null>;
@@ -143,6 +146,11 @@ export interface StoreBackend {
   upsertToolCalls(rows: ToolCallRow[]): Promise<void>;
   /** A call's tool calls ordered by seq (restored with the turns after a handoff). */
   loadToolCalls(callSid: string): Promise<ToolCallRow[]>;
+  /** A signed status callback (record_twilio_call_status): true when it moved the row, false for
+   * a retry, a late or unknown-call callback (a final status is never replaced). */
+  recordTwilioStatus(update: TwilioCallStatus): Promise<boolean>;
+  /** A signed recording status callback (record_call_recording; tenant from the call row). */
+  recordRecording(update: RecordingStatus): Promise<boolean>;
   /**
    * Twilio reported how the transfer's Dial ended: transfer_outcome set, once, on a call the
    * transfer tool ended. With `comeBack` (nobody answered) the row becomes handed_off with

@@ -8,10 +8,12 @@ import type {
   CallRecord,
   CallStart,
   NumberOwner,
+  RecordingStatus,
   StoreBackend,
   ToolCallRow,
   TransferOutcome,
   TurnRow,
+  TwilioCallStatus,
 } from "./store.ts";
 import { isPermanentSqlState, StoreError } from "./store_errors.ts";
 import {
@@ -309,6 +311,24 @@ class PostgresStoreBackend implements StoreBackend {
         returning call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
                   transfer_to, transfer_outcome, from_number`;
       return rows[0] ? callFromRow(rows[0]) : null;
+    });
+  }
+
+  recordTwilioStatus(update: TwilioCallStatus): Promise<boolean> {
+    return this.#run(async () => {
+      const [row] = await this.#sql<{ moved: boolean }[]>`
+        select public.record_twilio_call_status(${update.callSid}, ${update.status},
+          ${update.durationS}::integer, ${update.answeredBy}::text) as moved`;
+      return row.moved;
+    });
+  }
+
+  recordRecording(update: RecordingStatus): Promise<boolean> {
+    return this.#run(async () => {
+      const [row] = await this.#sql<{ written: boolean }[]>`
+        select public.record_call_recording(${update.callSid}, ${update.recordingSid}, ${update.status},
+          ${update.channels}::integer, ${update.durationS}::integer) as written`;
+      return row.written;
     });
   }
 

@@ -8,10 +8,12 @@ import type {
   CallRecord,
   CallStart,
   NumberOwner,
+  RecordingStatus,
   StoreBackend,
   ToolCallRow,
   TransferOutcome,
   TurnRow,
+  TwilioCallStatus,
 } from "./store.ts";
 import { isTransientHttpStatus, StoreError } from "./store_errors.ts";
 import {
@@ -215,6 +217,29 @@ class RestStoreBackend implements StoreBackend {
     if (error) throw storeErrorFromPostgrest(status, error);
     const [row] = data ?? [];
     return row ? callFromRow(row) : null;
+  }
+
+  async recordTwilioStatus(update: TwilioCallStatus): Promise<boolean> {
+    const { data, error, status } = await this.#client.rpc("record_twilio_call_status", {
+      p_call_sid: update.callSid,
+      p_status: update.status,
+      p_duration_s: update.durationS,
+      p_answered_by: update.answeredBy,
+    });
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return data === true;
+  }
+
+  async recordRecording(update: RecordingStatus): Promise<boolean> {
+    const { data, error, status } = await this.#client.rpc("record_call_recording", {
+      p_call_sid: update.callSid,
+      p_recording_sid: update.recordingSid,
+      p_status: update.status,
+      p_channels: update.channels,
+      p_duration_s: update.durationS,
+    });
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return data === true;
   }
 
   close(): Promise<void> {
