@@ -188,3 +188,19 @@ def test_recording_download_needs_the_accounts_credentials(twilio, tmp_path, mon
                                                "TWILIO_AUTH_TOKEN": twilio.auth_token,
                                                "TWILIO_API_URL": twilio.base_url})
     assert outbound.download_recording(client, call_sid) == audio
+
+
+def test_calls_recording_downloads_it_from_the_contract_server(twilio, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    twilio.add_number("+14155550122")
+    call_sid = create(twilio, valid_form("+14155550122")).json()["sid"]
+    audio = b"RIFF" + bytes(range(32))
+    twilio.calls_api.add_recording(call_sid, audio)
+    environ = {"TWILIO_ACCOUNT_SID": twilio.account_sid, "TWILIO_AUTH_TOKEN": twilio.auth_token,
+               "TWILIO_API_URL": twilio.base_url, "TWILIO_API_KEY": None, "TWILIO_API_SECRET": None}
+    result = CliRunner().invoke(app, ["calls", "recording", call_sid, "--out", "r.wav"], env=environ)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.wav").read_bytes() == audio
+    assert twilio.auth_token not in result.output
+    missing = CliRunner().invoke(app, ["calls", "recording", "CA" + "0" * 32], env=environ)
+    assert missing.exit_code == 4 and "no completed recording" in missing.output
