@@ -26,6 +26,7 @@ import {
 } from "./stream_contract.ts";
 import { TRANSFER_UNANSWERED_REASON } from "./handoff.ts";
 import { readCappedText } from "./request_body.ts";
+import { answeredByMachine, isOutbound, machineTwiml, tenantNumber } from "./outbound.ts";
 import {
   CALL_STATUS_QUERY,
   parseCallStatus,
@@ -164,20 +165,29 @@ export function createApp(deps: AppDeps): App {
   async function voiceWebhook(params: Map<string, string>): Promise<Response> {
     const callSid = params.get("CallSid") ?? "";
     const to = params.get("To") ?? "";
-    if (!CALL_SID.test(callSid) || !to) return text(400, "CallSid and To are required");
+    // The tenant's own number: To on an inbound call, From on one the tenant placed (outbound.ts).
+    const ownNumber = tenantNumber(params);
+    if (!CALL_SID.test(callSid) || !to || !ownNumber) return text(400, "CallSid, To and From are required");
     const callLog = log.with({ call_sid: callSid });
+    const outbound = isOutbound(params);
     try {
-      const owner = await store.findNumberOwner(to);
+      const owner = await store.findNumberOwner(ownNumber);
       if (owner === null) {
-        callLog.warn("call.number_not_in_service", { to_number: to });
-        return twimlResponse(notInServiceTwiml());
+        callLog.warn("call.number_not_in_service", { to_number: ownNumber, outbound });
+        return twimlResponse(outbound ? hangUpTwiml() : notInServiceTwiml());
       }
       await store.startCall({
         callSid,
         tenantId: owner.tenantId,
         fromNumber: params.get("From") ?? null,
         toNumber: to,
+        direction: outbound ? "outbound" : "inbound",
       });
+      if (outbound && answeredByMachine(params)) {
+        const settings = await store.outboundSettings(owner.tenantId);
+        callLog.info("call.answered_by_machine", { voicemail_action: settings.voicemailAction });
+        return twimlResponse(machineTwiml(settings));
+      }
       // The insert above keeps an existing row as it is; a webhook for a call that has already
       // ended, moved on or had its stream connected is a replay (Twilio asks once per call, and
       // retries only while it has no answer, so before any stream), and gets nothing usable.
@@ -189,8 +199,9 @@ export function createApp(deps: AppDeps): App {
         });
         return twimlResponse(hangUpTwiml());
       }
-      callLog.info("call.answered", { tenant_id: owner.tenantId });
-      return await streamResponse({ callSid, tenantId: owner.tenantId, toNumber: to, resume: null });
+      callLog.info("call.answered", { tenant_id: owner.tenantId, outbound });
+      // The stream finds its agent by the tenant's number, so an outbound call gets its tenant's.
+      return await streamResponse({ callSid, tenantId: owner.tenantId, toNumber: ownNumber, resume: null });
     } catch (error) {
       callLog.error("call.answer_failed", { message: errorMessage(error) });
       return twimlResponse(apologyTwiml());
@@ -215,9 +226,9 @@ export function createApp(deps: AppDeps): App {
       case "hang_up":
         return twimlResponse(hangUpTwiml());
       case "resume":
-        return await continueCall(call!, local, params.get("To") ?? "", callLog);
+        return await continueCall(call!, local, tenantNumber(params), callLog);
       case "transfer":
-        return transferCall(transferTarget(call, local)!, params.get("To") ?? "", callLog);
+        return transferCall(transferTarget(call, local)!, tenantNumber(params), callLog);
     }
   }
 
@@ -252,7 +263,7 @@ export function createApp(deps: AppDeps): App {
       }
       callLog.info("call.transfer_outcome", { outcome, comes_back: comesBack, recorded: call !== null });
       if (!comesBack || call === null) return twimlResponse(hangUpTwiml());
-      return await continueCall(call, null, params.get("To") ?? "", callLog);
+      return await continueCall(call, null, tenantNumber(params), callLog);
     } catch (error) {
       callLog.error("store.transfer_outcome_failed", { message: errorMessage(error) });
       return twimlResponse(comesBack ? apologyTwiml() : hangUpTwiml());

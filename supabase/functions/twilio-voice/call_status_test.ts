@@ -90,13 +90,13 @@ if (requireTestDatabase("status callbacks")) {
     return { app, logs, close: () => store.close() };
   };
 
-  const post = async (
+  const send = async (
     app: ReturnType<typeof open>["app"],
     query: string,
     params: Param[],
     signWith = AUTH_TOKEN,
-  ): Promise<number> => {
-    const url = `${PUBLIC_URL}?${query}`;
+  ): Promise<Response> => {
+    const url = query ? `${PUBLIC_URL}?${query}` : PUBLIC_URL;
     const response = await app.handle(
       new Request(url.replace("https://project.supabase.co/functions/v1", "http://127.0.0.1:9"), {
         method: "POST",
@@ -107,6 +107,10 @@ if (requireTestDatabase("status callbacks")) {
         body: new URLSearchParams(params.map(([name, value]) => [name, value])),
       }),
     );
+    return response;
+  };
+  const post = async (...args: Parameters<typeof send>): Promise<number> => {
+    const response = await send(...args);
     await response.body?.cancel();
     return response.status;
   };
@@ -224,6 +228,50 @@ if (requireTestDatabase("status callbacks")) {
         channels: 2,
         duration_s: 33,
       }]);
+    } finally {
+      await close();
+    }
+  });
+
+  Deno.test("an outbound call's tenant is the owner of From, and a machine gets the tenant's voicemail", async () => {
+    const { app, close } = open();
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      await withAdmin((sql) =>
+        sql`insert into public.tenant_agents (tenant_id, voicemail_action, voicemail_message)
+            values (${tenant.tenantId}, 'message', 'Hi, this is Ada''s bakery <calling back>.')`
+      );
+      const outboundCall = (callSid: string, extra: Param[] = []): Param[] => [
+        ["CallSid", callSid],
+        ["From", tenant.phoneNumber],
+        ["To", "+14155550199"],
+        ["Direction", "outbound-api"],
+        ...extra,
+      ];
+      const human = "CA" + crypto.randomUUID().replaceAll("-", "");
+      const answered = await (await send(app, "", outboundCall(human, [["AnsweredBy", "human"]]))).text();
+      assert.match(answered, /<Connect/);
+      assert.match(answered, new RegExp(`name="to_number" value="\\${tenant.phoneNumber}"`));
+      const machine = "CA" + crypto.randomUUID().replaceAll("-", "");
+      const voicemail =
+        await (await send(app, "", outboundCall(machine, [["AnsweredBy", "machine_end_beep"]]))).text();
+      assert.match(voicemail, /<Say>Hi, this is Ada&apos;s bakery &lt;calling back&gt;.<\/Say><Hangup\/>/);
+      const rows = await withAdmin((sql) =>
+        sql`select call_sid, tenant_id, direction from public.calls where call_sid in (${human}, ${machine})`
+      );
+      assert.deepEqual(
+        rows.map((row) => row.tenant_id + row.direction),
+        [tenant.tenantId + "outbound", tenant.tenantId + "outbound"],
+      );
+      // The setting off (the default): a machine is hung up on, nothing said.
+      await withAdmin((sql) =>
+        sql`update public.tenant_agents set voicemail_action = 'hang_up' where tenant_id = ${tenant.tenantId}`
+      );
+      const hungUp = "CA" + crypto.randomUUID().replaceAll("-", "");
+      const twiml = await (await send(app, "", outboundCall(hungUp, [["AnsweredBy", "machine_start"]])))
+        .text();
+      assert.doesNotMatch(twiml, /<Say|<Connect/);
+      assert.match(twiml, /<Hangup\/>/);
     } finally {
       await close();
     }

@@ -67,6 +67,15 @@ export interface CallStart {
   tenantId: string;
   fromNumber: string | null;
   toNumber: string | null;
+  /** Absent: inbound. */
+  direction?: "inbound" | "outbound";
+}
+
+/** A tenant's outbound-call settings (tenant_agents; defaults without a row). */
+export interface OutboundSettings {
+  outboundGreeting: string;
+  voicemailAction: "hang_up" | "message";
+  voicemailMessage: string;
 }
 
 export interface CallRecord {
@@ -149,6 +158,8 @@ export interface StoreBackend {
   /** A signed status callback (record_twilio_call_status): true when it moved the row, false for
    * a retry, a late or unknown-call callback (a final status is never replaced). */
   recordTwilioStatus(update: TwilioCallStatus): Promise<boolean>;
+  /** The tenant's outbound settings (outbound greeting, what an answering machine gets). */
+  outboundSettings(tenantId: string): Promise<OutboundSettings>;
   /** A signed recording status callback (record_call_recording; tenant from the call row). */
   recordRecording(update: RecordingStatus): Promise<boolean>;
   /**

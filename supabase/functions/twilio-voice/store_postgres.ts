@@ -8,6 +8,7 @@ import type {
   CallRecord,
   CallStart,
   NumberOwner,
+  OutboundSettings,
   RecordingStatus,
   StoreBackend,
   ToolCallRow,
@@ -23,6 +24,8 @@ import {
   callFromRow,
   latestPerItem,
   noCallRowError,
+  type OutboundDbRow,
+  outboundFromRow,
   type ToolCallDbRow,
   toolCallFromRow,
   toolCallToRow,
@@ -166,8 +169,9 @@ class PostgresStoreBackend implements StoreBackend {
   startCall(call: CallStart): Promise<void> {
     return this.#run(async () => {
       await this.#sql`
-        insert into public.calls (call_sid, tenant_id, from_number, to_number)
-        values (${call.callSid}, ${call.tenantId}, ${call.fromNumber}, ${call.toNumber})
+        insert into public.calls (call_sid, tenant_id, from_number, to_number, direction)
+        values (${call.callSid}, ${call.tenantId}, ${call.fromNumber}, ${call.toNumber},
+                ${call.direction ?? "inbound"})
         on conflict (call_sid) do nothing`;
     });
   }
@@ -320,6 +324,15 @@ class PostgresStoreBackend implements StoreBackend {
         select public.record_twilio_call_status(${update.callSid}, ${update.status},
           ${update.durationS}::integer, ${update.answeredBy}::text) as moved`;
       return row.moved;
+    });
+  }
+
+  outboundSettings(tenantId: string): Promise<OutboundSettings> {
+    return this.#run(async () => {
+      const [row] = await this.#sql<OutboundDbRow[]>`
+        select outbound_greeting, voicemail_action, voicemail_message
+        from public.tenant_agents where tenant_id = ${tenantId}`;
+      return outboundFromRow(row);
     });
   }
 

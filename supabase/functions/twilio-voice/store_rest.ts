@@ -8,6 +8,7 @@ import type {
   CallRecord,
   CallStart,
   NumberOwner,
+  OutboundSettings,
   RecordingStatus,
   StoreBackend,
   ToolCallRow,
@@ -25,6 +26,8 @@ import {
   callFromRow,
   latestPerItem,
   noCallRowError,
+  type OutboundDbRow,
+  outboundFromRow,
   TOOL_CALL_COLUMNS,
   TOOL_COLUMNS,
   type ToolCallDbRow,
@@ -109,6 +112,7 @@ class RestStoreBackend implements StoreBackend {
       tenant_id: call.tenantId,
       from_number: call.fromNumber,
       to_number: call.toNumber,
+      direction: call.direction ?? "inbound",
     }, { onConflict: "call_sid", ignoreDuplicates: true });
     if (error) throw storeErrorFromPostgrest(status, error);
   }
@@ -228,6 +232,14 @@ class RestStoreBackend implements StoreBackend {
     });
     if (error) throw storeErrorFromPostgrest(status, error);
     return data === true;
+  }
+
+  async outboundSettings(tenantId: string): Promise<OutboundSettings> {
+    const { data, error, status } = await this.#client.from("tenant_agents")
+      .select("outbound_greeting,voicemail_action,voicemail_message").eq("tenant_id", tenantId)
+      .maybeSingle<OutboundDbRow>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return outboundFromRow(data ?? undefined);
   }
 
   async recordRecording(update: RecordingStatus): Promise<boolean> {

@@ -5,6 +5,7 @@ import type {
   AgentSettings,
   CallRecord,
   CallStatus,
+  OutboundSettings,
   TenantTool,
   ToolCallRow,
   ToolKind,
@@ -197,4 +198,19 @@ export function noCallRowError(callSid: string): StoreError {
     code: "NO_CALL_ROW",
     permanent: true,
   });
+}
+
+export interface OutboundDbRow {
+  outbound_greeting: string;
+  voicemail_action: string;
+  voicemail_message: string;
+}
+
+/** A tenant without an agent row gets the defaults: no greeting of its own, machines hung up on. */
+export function outboundFromRow(row: OutboundDbRow | undefined): OutboundSettings {
+  return {
+    outboundGreeting: row?.outbound_greeting ?? "",
+    voicemailAction: row?.voicemail_action === "message" ? "message" : "hang_up",
+    voicemailMessage: row?.voicemail_message ?? "",
+  };
 }

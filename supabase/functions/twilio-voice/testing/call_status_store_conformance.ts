@@ -44,4 +44,23 @@ export function registerCallStatusStoreConformance(backendTest: BackendTest): vo
     );
     assertEquals({ ...row }, { tenant_id: tenant.tenantId, channels: 2, duration_s: 12 });
   });
+
+  backendTest("a tenant's outbound settings, with defaults when it has no agent row", async (backend) => {
+    const bare = await withAdmin((sql) => seedTenant(sql));
+    assertEquals(await backend.outboundSettings(bare.tenantId), {
+      outboundGreeting: "",
+      voicemailAction: "hang_up",
+      voicemailMessage: "",
+    });
+    const set = await withAdmin((sql) => seedTenant(sql));
+    await withAdmin((sql) =>
+      sql`insert into public.tenant_agents (tenant_id, outbound_greeting, voicemail_action, voicemail_message)
+          values (${set.tenantId}, 'Hello from Ada', 'message', 'Please call us back')`
+    );
+    assertEquals(await backend.outboundSettings(set.tenantId), {
+      outboundGreeting: "Hello from Ada",
+      voicemailAction: "message",
+      voicemailMessage: "Please call us back",
+    });
+  });
 }

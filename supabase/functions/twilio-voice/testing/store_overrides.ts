@@ -21,6 +21,7 @@ export function overriding(backend: StoreBackend, overrides: Partial<StoreBacken
       backend.recordTransferOutcome(callSid, outcome, comeBack),
     recordTwilioStatus: (update) => backend.recordTwilioStatus(update),
     recordRecording: (update) => backend.recordRecording(update),
+    outboundSettings: (tenantId) => backend.outboundSettings(tenantId),
     close: () => backend.close(),
     ...overrides,
   };
