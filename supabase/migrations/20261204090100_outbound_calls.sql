@@ -16,7 +16,13 @@ alter table public.calls
   ),
   add column twilio_status_at timestamptz,
   add column twilio_duration_s integer check (twilio_duration_s >= 0),
-  add column answered_by text check (answered_by ~ '^[a-z_]{1,32}$');
+  add column answered_by text check (answered_by ~ '^[a-z_]{1,32}$'),
+  -- The per-call context of an outbound call, from its signed webhook URL (supactl dial --context):
+  -- added to that call's instructions by every stream of the call.
+  add column outbound_context jsonb check (
+    outbound_context is null
+    or (jsonb_typeof(outbound_context) = 'object' and octet_length(outbound_context::text) <= 4096)
+  );
 comment on column public.calls.twilio_status is
   'The latest CallStatus Twilio reported in a signed status callback; a final one is never replaced.';
 

@@ -26,7 +26,7 @@ import {
 } from "./stream_contract.ts";
 import { TRANSFER_UNANSWERED_REASON } from "./handoff.ts";
 import { readCappedText } from "./request_body.ts";
-import { answeredByMachine, isOutbound, machineTwiml, tenantNumber } from "./outbound.ts";
+import { answeredByMachine, contextFromUrl, isOutbound, machineTwiml, tenantNumber } from "./outbound.ts";
 import {
   CALL_STATUS_QUERY,
   parseCallStatus,
@@ -162,7 +162,7 @@ export function createApp(deps: AppDeps): App {
     return params;
   }
 
-  async function voiceWebhook(params: Map<string, string>): Promise<Response> {
+  async function voiceWebhook(params: Map<string, string>, url: URL): Promise<Response> {
     const callSid = params.get("CallSid") ?? "";
     const to = params.get("To") ?? "";
     // The tenant's own number: To on an inbound call, From on one the tenant placed (outbound.ts).
@@ -182,6 +182,8 @@ export function createApp(deps: AppDeps): App {
         fromNumber: params.get("From") ?? null,
         toNumber: to,
         direction: outbound ? "outbound" : "inbound",
+        // Trusted: the URL is covered by the signature readSignedForm verified.
+        outboundContext: outbound ? contextFromUrl(url) : null,
       });
       if (outbound && answeredByMachine(params)) {
         const settings = await store.outboundSettings(owner.tenantId);
@@ -373,7 +375,7 @@ export function createApp(deps: AppDeps): App {
         : url.search === `?${RECORDING_STATUS_QUERY}`
         ? await statusCallback(parseRecordingStatus(params), "recording", (update) =>
           store.recordRecording(update))
-        : await voiceWebhook(params);
+        : await voiceWebhook(params, url);
       sweepStaleCalls();
       return response;
     } catch (error) {

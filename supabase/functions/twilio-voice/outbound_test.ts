@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { answeredByMachine, isOutbound, machineTwiml, tenantNumber } from "./outbound.ts";
+import { answeredByMachine, contextFromUrl, isOutbound, machineTwiml, tenantNumber } from "./outbound.ts";
 
 const TENANT = "+14155550100";
 const CALLEE = "+14155550199";
@@ -41,4 +41,15 @@ Deno.test("a machine gets the voicemail message only when the tenant asks for it
   });
   assert.doesNotMatch(hangUp, /<Say/);
   assert.match(hangUp, /<Hangup\/>/);
+});
+
+Deno.test("the webhook URL's context: a JSON object within the cap, else nothing", () => {
+  const encode = (text: string) => btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  const at = (query: string) => contextFromUrl(new URL(`https://x.example/twilio-voice?${query}`));
+  assert.deepEqual(at(`context=${encode('{"order":"A-17"}')}`), { order: "A-17" });
+  assert.equal(at(""), null);
+  assert.equal(at(`context=${encode("[1,2]")}`), null, "not an object");
+  assert.equal(at(`context=${encode("not json")}`), null);
+  assert.equal(at("context=%%%"), null, "not base64");
+  assert.equal(at(`context=${encode(JSON.stringify({ x: "y".repeat(3000) }))}`), null, "over the cap");
 });

@@ -69,6 +69,8 @@ export interface CallStart {
   toNumber: string | null;
   /** Absent: inbound. */
   direction?: "inbound" | "outbound";
+  /** An outbound call's context from its signed webhook URL (outbound.ts). */
+  outboundContext?: Record<string, unknown> | null;
 }
 
 /** A tenant's outbound-call settings (tenant_agents; defaults without a row). */
@@ -93,6 +95,8 @@ export interface CallRecord {
   /** Set on a call the transfer tool ended: the number dialled, and (once Twilio said) how it went. */
   transferTo?: string;
   transferOutcome?: TransferOutcome;
+  /** Set on an outbound call (calls.direction): its signed per-call context, if any. */
+  outbound?: { context: Record<string, unknown> | null };
 }
 
 export interface TurnRow {

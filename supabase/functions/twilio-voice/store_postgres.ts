@@ -169,9 +169,10 @@ class PostgresStoreBackend implements StoreBackend {
   startCall(call: CallStart): Promise<void> {
     return this.#run(async () => {
       await this.#sql`
-        insert into public.calls (call_sid, tenant_id, from_number, to_number, direction)
+        insert into public.calls (call_sid, tenant_id, from_number, to_number, direction, outbound_context)
         values (${call.callSid}, ${call.tenantId}, ${call.fromNumber}, ${call.toNumber},
-                ${call.direction ?? "inbound"})
+                ${call.direction ?? "inbound"},
+                ${call.outboundContext ? this.#sql.json(call.outboundContext as postgres.JSONValue) : null})
         on conflict (call_sid) do nothing`;
     });
   }
@@ -180,7 +181,7 @@ class PostgresStoreBackend implements StoreBackend {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
         select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-               transfer_to, transfer_outcome, from_number
+               transfer_to, transfer_outcome, from_number, direction, outbound_context
         from public.calls where call_sid = ${callSid}`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
@@ -222,7 +223,7 @@ class PostgresStoreBackend implements StoreBackend {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
         select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-               transfer_to, transfer_outcome, from_number
+               transfer_to, transfer_outcome, from_number, direction, outbound_context
         from public.claim_call_stream(${callSid}, ${tenantId}::uuid, ${stream}::integer)`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
@@ -313,7 +314,7 @@ class PostgresStoreBackend implements StoreBackend {
         where call_sid = ${callSid} and status = 'completed' and transfer_to is not null
           and transfer_outcome is null
         returning call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-                  transfer_to, transfer_outcome, from_number`;
+                  transfer_to, transfer_outcome, from_number, direction, outbound_context`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
   }

@@ -113,6 +113,7 @@ class RestStoreBackend implements StoreBackend {
       from_number: call.fromNumber,
       to_number: call.toNumber,
       direction: call.direction ?? "inbound",
+      outbound_context: call.outboundContext ?? null,
     }, { onConflict: "call_sid", ignoreDuplicates: true });
     if (error) throw storeErrorFromPostgrest(status, error);
   }

@@ -37,10 +37,12 @@ export interface CallDbRow {
   transfer_to: string | null;
   transfer_outcome: string | null;
   from_number: string | null;
+  direction?: string;
+  outbound_context?: Record<string, unknown> | null;
 }
 
 export const CALL_COLUMNS = "call_sid,tenant_id,status,end_reason,handoff_count,usage,stream_seen_at," +
-  "transfer_to,transfer_outcome,from_number";
+  "transfer_to,transfer_outcome,from_number,direction,outbound_context";
 
 export interface TurnDbRow {
   tenant_id: string;
@@ -79,6 +81,7 @@ export function callFromRow(row: CallDbRow): CallRecord {
   // Only on a call the transfer tool ended.
   if (row.transfer_to) call.transferTo = row.transfer_to;
   if (row.transfer_outcome) call.transferOutcome = row.transfer_outcome as TransferOutcome;
+  if (row.direction === "outbound") call.outbound = { context: row.outbound_context ?? null };
   return call;
 }
 
