@@ -5,7 +5,7 @@
 // https://www.twilio.com/docs/voice/answering-machine-detection
 
 import { DEFAULT_INSTRUCTIONS } from "./session_config.ts";
-import type { NumberOwner, OutboundSettings } from "./store.ts";
+import { NO_AGENT_SETTINGS, type NumberOwner, type OutboundSettings } from "./store.ts";
 import { hangUpTwiml, voicemailTwiml } from "./twiml.ts";
 
 export function isOutbound(params: Map<string, string>): boolean {
@@ -55,14 +55,7 @@ export function outboundAgent(
   settings: OutboundSettings,
   context: Record<string, unknown> | null,
 ): NumberOwner {
-  const agent = owner.agent ?? {
-    instructions: null,
-    voice: null,
-    greeting: null,
-    model: null,
-    transcriptionModel: null,
-    turnDetection: null,
-  };
+  const agent = owner.agent ?? NO_AGENT_SETTINGS;
   let instructions = agent.instructions?.trim() || DEFAULT_INSTRUCTIONS;
   instructions += "\n\nThis is an outbound call you placed; the person did not call you.";
   if (context !== null) {

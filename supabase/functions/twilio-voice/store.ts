@@ -15,6 +15,16 @@ export interface AgentSettings {
   turnDetection: Record<string, unknown> | null;
 }
 
+/** A tenant without an agent row: every field the bridge's default. */
+export const NO_AGENT_SETTINGS: Readonly<AgentSettings> = Object.freeze({
+  instructions: null,
+  voice: null,
+  greeting: null,
+  model: null,
+  transcriptionModel: null,
+  turnDetection: null,
+});
+
 export interface NumberOwner {
   tenantId: string;
   agent: AgentSettings | null;
