@@ -12,6 +12,7 @@ from supactl import __version__
 from supactl.commands import db as db_commands
 from supactl.commands import tenants as tenant_commands
 from supactl.commands import call as call_commands, calls as calls_commands, dev as dev_commands
+from supactl.commands import calls_recording as recording_commands, dial as dial_commands
 from supactl.commands import cloud as cloud_commands, secrets as secrets_commands
 from supactl.commands._output import CONTEXT, HELP_MARKUP, SupactlGroup
 from supactl.commands.members import members_app
@@ -51,6 +52,8 @@ app.add_typer(tenant_commands.numbers_app, name="numbers")
 app.add_typer(twilio_app, name="twilio")
 app.add_typer(dev_commands.dev_app, name="dev")
 app.command("call")(call_commands.call)
+app.command("dial")(dial_commands.dial)
+calls_commands.calls_app.command("recording")(recording_commands.calls_recording)
 app.add_typer(calls_commands.calls_app, name="calls")
 app.add_typer(secrets_commands.secrets_app, name="secrets")
 app.add_typer(members_app, name="members")

@@ -14,8 +14,10 @@ import pytest
 
 # (grantee, object, privilege): everything the API roles may do, and nothing else. PUBLIC counts
 # because every role, anon included, inherits what PUBLIC holds.
-TENANT_TABLES = ("call_tool_calls", "call_turns", "calls", "tenant_agents", "tenant_phone_numbers", "tenant_tools", "tenants")
-AGENT_SETTING_COLUMNS = ("greeting", "instructions", "model", "transcription_model", "turn_detection", "updated_at", "voice")
+TENANT_TABLES = ("call_recordings", "call_tool_calls", "call_turns", "calls", "tenant_agents", "tenant_phone_numbers", "tenant_tools", "tenants")
+AGENT_SETTING_COLUMNS = ("greeting", "instructions", "model", "transcription_model", "turn_detection", "updated_at", "voice",
+                         # outbound calls and recordings (20261204090100_outbound_calls.sql)
+                         "outbound_greeting", "record_calls", "voicemail_action", "voicemail_message")
 # allow_security_definer is missing on purpose: only the service role lets a tool bypass RLS.
 TOOL_COLUMNS = ("description", "enabled", "http_url", "kind", "name", "parameters", "sql_function", "timeout_ms",
                 "transfer_to", "updated_at")

@@ -1,4 +1,5 @@
-"""A local stand-in for Twilio's REST API (2010-04-01), IncomingPhoneNumbers only.
+"""A local stand-in for Twilio's REST API (2010-04-01): IncomingPhoneNumbers here, Calls and
+Recordings in twilio_calls.py.
 
 It implements the contract, not a happy path: it checks the method, the path, Basic auth (account
 SID + auth token, or an API key SK… + secret, for the account named in the path), the query and
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .local_http import LocalHttpServer, RecordedRequest, Reply, json_reply
+from .twilio_calls import PATHS as CALL_PATHS, CallsApi, CALL_PATH, CALLS_PATH, RECORDING_MEDIA_PATH
 
 API_VERSION = "2010-04-01"
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -122,6 +124,7 @@ class TwilioContractServer(LocalHttpServer):
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
         self._page_tokens: set[str] = set()
+        self.calls_api = CallsApi(self.account_sid, {n["phone_number"] for n in self.numbers.values()})
 
     # -- test controls ---------------------------------------------------------------------
     def add_api_key(self) -> tuple[str, str]:
@@ -149,6 +152,7 @@ class TwilioContractServer(LocalHttpServer):
             "emergency_address_status": "unregistered", "bundle_sid": None, "status": "in-use",
             "type": "local",
         }
+        self.calls_api.owned_numbers.add(phone_number)
         return sid
 
     def number(self, phone_number: str) -> dict[str, Any]:
@@ -175,6 +179,8 @@ class TwilioContractServer(LocalHttpServer):
             if failure:
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
                 raise TwilioError(failure.status, failure.code, failure.message, headers)
+            if any(pattern.match(request.path) for pattern in CALL_PATHS):
+                return self._route_calls(request)
             return json_reply(200, self._route(request))
         except TwilioError as exc:
             return json_reply(exc.status, exc.body(), exc.headers)
@@ -198,7 +204,8 @@ class TwilioContractServer(LocalHttpServer):
             valid = secrets.compare_digest(password, self.api_keys[username])
         else:
             valid = False
-        match = LIST_PATH.match(path) or INSTANCE_PATH.match(path)
+        match = LIST_PATH.match(path) or INSTANCE_PATH.match(path) or next(
+            (m for m in (pattern.match(path) for pattern in CALL_PATHS) if m), None)
         # Credentials are good only for their own account: another account's SID in the path is
         # refused the same way as a wrong token.
         if not valid or (match and match.group(1) != self.account_sid):
@@ -228,6 +235,29 @@ class TwilioContractServer(LocalHttpServer):
             return number
         self._update(number, self._form(request))
         return number
+
+    def _route_calls(self, request: RecordedRequest) -> Reply:
+        path = request.path
+        if CALLS_PATH.match(path):
+            if request.method != "POST":
+                raise TwilioError(405, METHOD_NOT_ALLOWED, "Method not allowed")
+            return json_reply(201, self.calls_api.create(self._form(request), TwilioError))
+        if request.method != "GET":
+            raise TwilioError(405, METHOD_NOT_ALLOWED, "Method not allowed")
+        call = CALL_PATH.match(path)
+        if call:
+            return json_reply(200, self.calls_api.fetch(call.group(2), TwilioError))
+        media = RECORDING_MEDIA_PATH.match(path)
+        if media:
+            recording = self.calls_api.recordings.get(media.group(2))
+            if recording is None:
+                raise TwilioError(404, NOT_FOUND, f"The requested resource {path} was not found")
+            if media.group(3) == ".json":
+                return json_reply(200, recording)
+            return Reply(200, self.calls_api.media[media.group(2)], "audio/x-wav")
+        call_sid = path.split("/")[-2]
+        items = [r for r in self.calls_api.recordings.values() if r["call_sid"] == call_sid]
+        return json_reply(200, {"recordings": items, "page": 0, "page_size": 50, "next_page_uri": None})
 
     def _list(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:
         unknown = set(query) - LIST_QUERY_PARAMETERS

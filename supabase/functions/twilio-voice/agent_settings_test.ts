@@ -5,7 +5,7 @@ import {
   MAX_INSTRUCTIONS_CHARS,
   MAX_TURN_DETECTION_CHARS,
 } from "./agent_settings.ts";
-import type { AgentSettings } from "./store.ts";
+import { type AgentSettings, NO_AGENT_SETTINGS } from "./store.ts";
 
 const GOOD: AgentSettings = {
   instructions: "You answer for Acme Dental.",
@@ -45,14 +45,7 @@ Deno.test("each bad field falls back to its default on its own, named by column"
     "transcription_model",
     "turn_detection",
   ]);
-  assert.deepEqual(agent, {
-    instructions: null,
-    voice: null,
-    greeting: null,
-    model: null,
-    transcriptionModel: null,
-    turnDetection: null,
-  });
+  assert.deepEqual(agent, { ...NO_AGENT_SETTINGS });
   const oneBad = checkAgentSettings({ ...GOOD, voice: "nova" });
   assert.deepEqual(oneBad, { agent: { ...GOOD, voice: null }, rejected: ["voice"] });
 });

@@ -26,6 +26,14 @@ import {
 } from "./stream_contract.ts";
 import { TRANSFER_UNANSWERED_REASON } from "./handoff.ts";
 import { readCappedText } from "./request_body.ts";
+import { answeredByMachine, contextFromUrl, isOutbound, machineTwiml, tenantNumber } from "./outbound.ts";
+import {
+  CALL_STATUS_QUERY,
+  parseCallStatus,
+  type Parsed,
+  parseRecordingStatus,
+  RECORDING_STATUS_QUERY,
+} from "./call_status.ts";
 import type { TurnStore } from "./turn_store.ts";
 import { isValidSignature, type Param } from "./twilio_signature.ts";
 import { apologyTwiml, dialTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
@@ -154,23 +162,34 @@ export function createApp(deps: AppDeps): App {
     return params;
   }
 
-  async function voiceWebhook(params: Map<string, string>): Promise<Response> {
+  async function voiceWebhook(params: Map<string, string>, url: URL): Promise<Response> {
     const callSid = params.get("CallSid") ?? "";
     const to = params.get("To") ?? "";
-    if (!CALL_SID.test(callSid) || !to) return text(400, "CallSid and To are required");
+    // The tenant's own number: To on an inbound call, From on one the tenant placed (outbound.ts).
+    const ownNumber = tenantNumber(params);
+    if (!CALL_SID.test(callSid) || !to || !ownNumber) return text(400, "CallSid, To and From are required");
     const callLog = log.with({ call_sid: callSid });
+    const outbound = isOutbound(params);
     try {
-      const owner = await store.findNumberOwner(to);
+      const owner = await store.findNumberOwner(ownNumber);
       if (owner === null) {
-        callLog.warn("call.number_not_in_service", { to_number: to });
-        return twimlResponse(notInServiceTwiml());
+        callLog.warn("call.number_not_in_service", { to_number: ownNumber, outbound });
+        return twimlResponse(outbound ? hangUpTwiml() : notInServiceTwiml());
       }
       await store.startCall({
         callSid,
         tenantId: owner.tenantId,
         fromNumber: params.get("From") ?? null,
         toNumber: to,
+        direction: outbound ? "outbound" : "inbound",
+        // Trusted: the URL is covered by the signature readSignedForm verified.
+        outboundContext: outbound ? contextFromUrl(url) : null,
       });
+      if (outbound && answeredByMachine(params)) {
+        const settings = await store.outboundSettings(owner.tenantId);
+        callLog.info("call.answered_by_machine", { voicemail_action: settings.voicemailAction });
+        return twimlResponse(machineTwiml(settings));
+      }
       // The insert above keeps an existing row as it is; a webhook for a call that has already
       // ended, moved on or had its stream connected is a replay (Twilio asks once per call, and
       // retries only while it has no answer, so before any stream), and gets nothing usable.
@@ -182,8 +201,9 @@ export function createApp(deps: AppDeps): App {
         });
         return twimlResponse(hangUpTwiml());
       }
-      callLog.info("call.answered", { tenant_id: owner.tenantId });
-      return await streamResponse({ callSid, tenantId: owner.tenantId, toNumber: to, resume: null });
+      callLog.info("call.answered", { tenant_id: owner.tenantId, outbound });
+      // The stream finds its agent by the tenant's number, so an outbound call gets its tenant's.
+      return await streamResponse({ callSid, tenantId: owner.tenantId, toNumber: ownNumber, resume: null });
     } catch (error) {
       callLog.error("call.answer_failed", { message: errorMessage(error) });
       return twimlResponse(apologyTwiml());
@@ -208,9 +228,9 @@ export function createApp(deps: AppDeps): App {
       case "hang_up":
         return twimlResponse(hangUpTwiml());
       case "resume":
-        return await continueCall(call!, local, params.get("To") ?? "", callLog);
+        return await continueCall(call!, local, tenantNumber(params), callLog);
       case "transfer":
-        return transferCall(transferTarget(call, local)!, params.get("To") ?? "", callLog);
+        return transferCall(transferTarget(call, local)!, tenantNumber(params), callLog);
     }
   }
 
@@ -245,10 +265,34 @@ export function createApp(deps: AppDeps): App {
       }
       callLog.info("call.transfer_outcome", { outcome, comes_back: comesBack, recorded: call !== null });
       if (!comesBack || call === null) return twimlResponse(hangUpTwiml());
-      return await continueCall(call, null, params.get("To") ?? "", callLog);
+      return await continueCall(call, null, tenantNumber(params), callLog);
     } catch (error) {
       callLog.error("store.transfer_outcome_failed", { message: errorMessage(error) });
       return twimlResponse(comesBack ? apologyTwiml() : hangUpTwiml());
+    }
+  }
+
+  // ---- Twilio's view of the call: status and recording callbacks (call_status.ts) ----
+
+  /** One signed callback written as it comes; the database keeps only what moves the row forward,
+   * so a retry or a late event answers 204 like the first (Twilio stops retrying on a 2xx). */
+  async function statusCallback<T>(
+    parsed: Parsed<T>,
+    kind: string,
+    write: (update: T) => Promise<boolean>,
+  ): Promise<Response> {
+    if (!parsed.ok) {
+      log.warn("callback.malformed", { kind, problem: parsed.problem });
+      return text(400, parsed.problem);
+    }
+    try {
+      const moved = await write(parsed.value);
+      log.info("callback.recorded", { kind, moved });
+      return new Response(null, { status: 204 });
+    } catch (error) {
+      // A 5xx makes Twilio retry later, when the database may answer.
+      log.error("store.callback_failed", { kind, message: errorMessage(error) });
+      return text(503, "could not record the callback; retry");
     }
   }
 
@@ -327,7 +371,12 @@ export function createApp(deps: AppDeps): App {
         ? await connectAction(params)
         : url.search === `?${DIAL_STATUS_QUERY}`
         ? await dialStatus(params)
-        : await voiceWebhook(params);
+        : url.search === `?${CALL_STATUS_QUERY}`
+        ? await statusCallback(parseCallStatus(params), "call", (update) => store.recordTwilioStatus(update))
+        : url.search === `?${RECORDING_STATUS_QUERY}`
+        ? await statusCallback(parseRecordingStatus(params), "recording", (update) =>
+          store.recordRecording(update))
+        : await voiceWebhook(params, url);
       sweepStaleCalls();
       return response;
     } catch (error) {

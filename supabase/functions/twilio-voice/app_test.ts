@@ -558,6 +558,53 @@ if (requireTestDatabase("app")) {
     }
   });
 
+  Deno.test("an outbound call: tenant from From, outbound greeting first, signed context in the instructions", async () => {
+    const harness = startHarness();
+    const { realtime } = harness;
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql, { greeting: "Thanks for calling Acme." }));
+      await withAdmin((sql) =>
+        sql`update public.tenant_agents set outbound_greeting = 'Hi, Acme calling about your order.'
+            where tenant_id = ${tenant.tenantId}`
+      );
+      const callSid = newCallSid();
+      const context = btoa(JSON.stringify({ order: "A-17" })).replaceAll("+", "-").replaceAll("/", "_")
+        .replace(/=+$/, "");
+      const response = await signedPost(`${harness.config.publicUrl}?context=${context}`, AUTH_TOKEN, [
+        ["CallSid", callSid],
+        ["From", tenant.phoneNumber],
+        ["To", "+15550009999"],
+        ["Direction", "outbound-api"],
+        ["AnsweredBy", "human"],
+      ]);
+      const twiml = await response.text();
+      const streamUrl = /<Stream url="([^"]+)"/.exec(twiml)![1];
+      const parameters = Object.fromEntries(
+        [...twiml.matchAll(/<Parameter name="([^"]+)" value="([^"]+)"\/>/g)].map((
+          [, name, value],
+        ) => [name, value]),
+      );
+      const twilio = await connectTwilioStream(streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, parameters);
+      await realtime.waitFor(
+        () => realtime.received.some((event) => event.type === "response.create"),
+        "the greeting's response.create",
+      );
+      const update = realtime.received.find((event) => event.type === "session.update")!;
+      const instructions = String((update.session as Record<string, unknown>).instructions);
+      assert.match(instructions, /outbound call/);
+      assert.match(instructions, /\{"order":"A-17"\}/);
+      const greeting = JSON.stringify(
+        realtime.received.find((event) => event.type === "conversation.item.create"),
+      );
+      assert.match(greeting, /Hi, Acme calling about your order\./);
+      assert.doesNotMatch(greeting, /Thanks for calling Acme/);
+      twilio.close();
+    } finally {
+      await harness.close();
+    }
+  });
+
   Deno.test("a caller who hangs up without stop still closes the model session", async () => {
     const harness = startHarness();
     try {

@@ -2,6 +2,7 @@
 // on the other, the turn writer behind. The only awaits are in setup (token check, tenant lookup)
 // and at the end (finalize, flush); per frame it is decode, one bridge call, one send.
 
+import { outboundAgent } from "./outbound.ts";
 import { CallBridge, type CallOutcome, type ItemKind, type ToolResult, type ToolRun } from "./bridge.ts";
 import { type ClaimResult, planCall, planClaim, type StoreFindings, streamNumber } from "./call_planner.ts";
 import { realtimeModelUrl } from "./config.ts";
@@ -291,6 +292,18 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
         log.error("store.resume_failed", { message: errorMessage(error) });
         bridge.fail("resume_failed");
         return;
+      }
+    }
+    if (owner !== null && claim.call?.outbound) {
+      // An outbound call: the tenant's outbound greeting and the call's signed context (outbound.ts).
+      try {
+        owner = outboundAgent(
+          owner,
+          await deps.store.outboundSettings(owner.tenantId),
+          claim.call.outbound.context,
+        );
+      } catch (error) {
+        log.warn("store.outbound_settings_failed", { message: errorMessage(error) });
       }
     }
     if (bridge.phase === "ended") return; // the caller hung up during the lookup

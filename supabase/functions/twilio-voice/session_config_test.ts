@@ -7,16 +7,9 @@ import {
   sanitizeTurnDetection,
 } from "./session_config.ts";
 import { encodeSessionUpdate } from "./realtime_events.ts";
-import type { AgentSettings } from "./store.ts";
+import { type AgentSettings, NO_AGENT_SETTINGS } from "./store.ts";
 
-const noSettings: AgentSettings = {
-  instructions: null,
-  voice: null,
-  greeting: null,
-  model: null,
-  transcriptionModel: null,
-  turnDetection: null,
-};
+const noSettings: AgentSettings = { ...NO_AGENT_SETTINGS };
 
 Deno.test("defaults give a GA session with µ-law both ways and transcription on", () => {
   for (const agent of [null, noSettings]) {

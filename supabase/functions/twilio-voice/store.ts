@@ -16,6 +16,16 @@ export interface AgentSettings {
   turnDetection: Record<string, unknown> | null;
 }
 
+/** A tenant without an agent row: every field the bridge's default. */
+export const NO_AGENT_SETTINGS: Readonly<AgentSettings> = Object.freeze({
+  instructions: null,
+  voice: null,
+  greeting: null,
+  model: null,
+  transcriptionModel: null,
+  turnDetection: null,
+});
+
 export interface NumberOwner {
   tenantId: string;
   agent: AgentSettings | null;
@@ -68,6 +78,17 @@ export interface CallStart {
   tenantId: string;
   fromNumber: string | null;
   toNumber: string | null;
+  /** Absent: inbound. */
+  direction?: "inbound" | "outbound";
+  /** An outbound call's context from its signed webhook URL (outbound.ts). */
+  outboundContext?: Record<string, unknown> | null;
+}
+
+/** A tenant's outbound-call settings (tenant_agents; defaults without a row). */
+export interface OutboundSettings {
+  outboundGreeting: string;
+  voicemailAction: "hang_up" | "message";
+  voicemailMessage: string;
 }
 
 export interface CallRecord {
@@ -85,6 +106,8 @@ export interface CallRecord {
   /** Set on a call the transfer tool ended: the number dialled, and (once Twilio said) how it went. */
   transferTo?: string;
   transferOutcome?: TransferOutcome;
+  /** Set on an outbound call (calls.direction): its signed per-call context, if any. */
+  outbound?: { context: Record<string, unknown> | null };
 }
 
 export interface TurnRow {
@@ -115,6 +138,9 @@ export interface CallEnd {
   /** A call ended by the transfer tool: the number it is dialled to (calls.transfer_to). */
   transferTo?: string;
 }
+
+export type { RecordingStatus, TwilioCallStatus } from "./call_status.ts";
+import type { RecordingStatus, TwilioCallStatus } from "./call_status.ts";
 
 export interface StoreBackend {
   /** The tenant that owns an E.164 number, with its agent settings; null when nobody does. */
@@ -147,6 +173,13 @@ export interface StoreBackend {
   upsertToolCalls(rows: ToolCallRow[]): Promise<void>;
   /** A call's tool calls ordered by seq (restored with the turns after a handoff). */
   loadToolCalls(callSid: string): Promise<ToolCallRow[]>;
+  /** A signed status callback (record_twilio_call_status): true when it moved the row, false for
+   * a retry, a late or unknown-call callback (a final status is never replaced). */
+  recordTwilioStatus(update: TwilioCallStatus): Promise<boolean>;
+  /** The tenant's outbound settings (outbound greeting, what an answering machine gets). */
+  outboundSettings(tenantId: string): Promise<OutboundSettings>;
+  /** A signed recording status callback (record_call_recording; tenant from the call row). */
+  recordRecording(update: RecordingStatus): Promise<boolean>;
   /**
    * Twilio reported how the transfer's Dial ended: transfer_outcome set, once, on a call the
    * transfer tool ended. With `comeBack` (nobody answered) the row becomes handed_off with

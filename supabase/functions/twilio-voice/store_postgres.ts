@@ -8,10 +8,13 @@ import type {
   CallRecord,
   CallStart,
   NumberOwner,
+  OutboundSettings,
+  RecordingStatus,
   StoreBackend,
   ToolCallRow,
   TransferOutcome,
   TurnRow,
+  TwilioCallStatus,
 } from "./store.ts";
 import { isPermanentSqlState, StoreError } from "./store_errors.ts";
 import {
@@ -21,6 +24,8 @@ import {
   callFromRow,
   latestPerItem,
   noCallRowError,
+  type OutboundDbRow,
+  outboundFromRow,
   type ToolCallDbRow,
   toolCallFromRow,
   toolCallToRow,
@@ -164,8 +169,10 @@ class PostgresStoreBackend implements StoreBackend {
   startCall(call: CallStart): Promise<void> {
     return this.#run(async () => {
       await this.#sql`
-        insert into public.calls (call_sid, tenant_id, from_number, to_number)
-        values (${call.callSid}, ${call.tenantId}, ${call.fromNumber}, ${call.toNumber})
+        insert into public.calls (call_sid, tenant_id, from_number, to_number, direction, outbound_context)
+        values (${call.callSid}, ${call.tenantId}, ${call.fromNumber}, ${call.toNumber},
+                ${call.direction ?? "inbound"},
+                ${call.outboundContext ? this.#sql.json(call.outboundContext as postgres.JSONValue) : null})
         on conflict (call_sid) do nothing`;
     });
   }
@@ -174,7 +181,7 @@ class PostgresStoreBackend implements StoreBackend {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
         select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-               transfer_to, transfer_outcome, from_number
+               transfer_to, transfer_outcome, from_number, direction, outbound_context
         from public.calls where call_sid = ${callSid}`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
@@ -219,7 +226,7 @@ class PostgresStoreBackend implements StoreBackend {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
         select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-               transfer_to, transfer_outcome, from_number
+               transfer_to, transfer_outcome, from_number, direction, outbound_context
         from public.claim_call_stream(${callSid}, ${tenantId}::uuid, ${stream}::integer)`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
@@ -310,8 +317,35 @@ class PostgresStoreBackend implements StoreBackend {
         where call_sid = ${callSid} and status = 'completed' and transfer_to is not null
           and transfer_outcome is null
         returning call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-                  transfer_to, transfer_outcome, from_number`;
+                  transfer_to, transfer_outcome, from_number, direction, outbound_context`;
       return rows[0] ? callFromRow(rows[0]) : null;
+    });
+  }
+
+  recordTwilioStatus(update: TwilioCallStatus): Promise<boolean> {
+    return this.#run(async () => {
+      const [row] = await this.#sql<{ moved: boolean }[]>`
+        select public.record_twilio_call_status(${update.callSid}, ${update.status},
+          ${update.durationS}::integer, ${update.answeredBy}::text) as moved`;
+      return row.moved;
+    });
+  }
+
+  outboundSettings(tenantId: string): Promise<OutboundSettings> {
+    return this.#run(async () => {
+      const [row] = await this.#sql<OutboundDbRow[]>`
+        select outbound_greeting, voicemail_action, voicemail_message
+        from public.tenant_agents where tenant_id = ${tenantId}`;
+      return outboundFromRow(row);
+    });
+  }
+
+  recordRecording(update: RecordingStatus): Promise<boolean> {
+    return this.#run(async () => {
+      const [row] = await this.#sql<{ written: boolean }[]>`
+        select public.record_call_recording(${update.callSid}, ${update.recordingSid}, ${update.status},
+          ${update.channels}::integer, ${update.durationS}::integer) as written`;
+      return row.written;
     });
   }
 

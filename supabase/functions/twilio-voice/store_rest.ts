@@ -8,10 +8,13 @@ import type {
   CallRecord,
   CallStart,
   NumberOwner,
+  OutboundSettings,
+  RecordingStatus,
   StoreBackend,
   ToolCallRow,
   TransferOutcome,
   TurnRow,
+  TwilioCallStatus,
 } from "./store.ts";
 import { isTransientHttpStatus, StoreError } from "./store_errors.ts";
 import {
@@ -23,6 +26,8 @@ import {
   callFromRow,
   latestPerItem,
   noCallRowError,
+  type OutboundDbRow,
+  outboundFromRow,
   TOOL_CALL_COLUMNS,
   TOOL_COLUMNS,
   type ToolCallDbRow,
@@ -107,6 +112,8 @@ class RestStoreBackend implements StoreBackend {
       tenant_id: call.tenantId,
       from_number: call.fromNumber,
       to_number: call.toNumber,
+      direction: call.direction ?? "inbound",
+      outbound_context: call.outboundContext ?? null,
     }, { onConflict: "call_sid", ignoreDuplicates: true });
     if (error) throw storeErrorFromPostgrest(status, error);
   }
@@ -216,6 +223,37 @@ class RestStoreBackend implements StoreBackend {
     if (error) throw storeErrorFromPostgrest(status, error);
     const [row] = data ?? [];
     return row ? callFromRow(row) : null;
+  }
+
+  async recordTwilioStatus(update: TwilioCallStatus): Promise<boolean> {
+    const { data, error, status } = await this.#client.rpc("record_twilio_call_status", {
+      p_call_sid: update.callSid,
+      p_status: update.status,
+      p_duration_s: update.durationS,
+      p_answered_by: update.answeredBy,
+    });
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return data === true;
+  }
+
+  async outboundSettings(tenantId: string): Promise<OutboundSettings> {
+    const { data, error, status } = await this.#client.from("tenant_agents")
+      .select("outbound_greeting,voicemail_action,voicemail_message").eq("tenant_id", tenantId)
+      .maybeSingle<OutboundDbRow>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return outboundFromRow(data ?? undefined);
+  }
+
+  async recordRecording(update: RecordingStatus): Promise<boolean> {
+    const { data, error, status } = await this.#client.rpc("record_call_recording", {
+      p_call_sid: update.callSid,
+      p_recording_sid: update.recordingSid,
+      p_status: update.status,
+      p_channels: update.channels,
+      p_duration_s: update.durationS,
+    });
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return data === true;
   }
 
   close(): Promise<void> {

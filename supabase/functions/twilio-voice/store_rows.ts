@@ -5,6 +5,7 @@ import type {
   AgentSettings,
   CallRecord,
   CallStatus,
+  OutboundSettings,
   TenantTool,
   ToolCallRow,
   ToolKind,
@@ -36,10 +37,12 @@ export interface CallDbRow {
   transfer_to: string | null;
   transfer_outcome: string | null;
   from_number: string | null;
+  direction?: string;
+  outbound_context?: Record<string, unknown> | null;
 }
 
 export const CALL_COLUMNS = "call_sid,tenant_id,status,end_reason,handoff_count,usage,stream_seen_at," +
-  "transfer_to,transfer_outcome,from_number";
+  "transfer_to,transfer_outcome,from_number,direction,outbound_context";
 
 export interface TurnDbRow {
   tenant_id: string;
@@ -78,6 +81,7 @@ export function callFromRow(row: CallDbRow): CallRecord {
   // Only on a call the transfer tool ended.
   if (row.transfer_to) call.transferTo = row.transfer_to;
   if (row.transfer_outcome) call.transferOutcome = row.transfer_outcome as TransferOutcome;
+  if (row.direction === "outbound") call.outbound = { context: row.outbound_context ?? null };
   return call;
 }
 
@@ -197,4 +201,19 @@ export function noCallRowError(callSid: string): StoreError {
     code: "NO_CALL_ROW",
     permanent: true,
   });
+}
+
+export interface OutboundDbRow {
+  outbound_greeting: string;
+  voicemail_action: string;
+  voicemail_message: string;
+}
+
+/** A tenant without an agent row gets the defaults: no greeting of its own, machines hung up on. */
+export function outboundFromRow(row: OutboundDbRow | undefined): OutboundSettings {
+  return {
+    outboundGreeting: row?.outbound_greeting ?? "",
+    voicemailAction: row?.voicemail_action === "message" ? "message" : "hang_up",
+    voicemailMessage: row?.voicemail_message ?? "",
+  };
 }

@@ -49,6 +49,11 @@ function sayThenHangUp(message: string): string {
   return response(`<Say>${escapeXml(message)}</Say><Hangup/>`);
 }
 
+/** An outbound call answered by a machine: the tenant's voicemail message, then a hang-up. */
+export function voicemailTwiml(message: string): string {
+  return sayThenHangUp(message);
+}
+
 export function notInServiceTwiml(): string {
   return sayThenHangUp(NOT_IN_SERVICE_MESSAGE);
 }

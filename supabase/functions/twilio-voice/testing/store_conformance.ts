@@ -5,6 +5,7 @@ import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:ass
 import type { StoreBackend, TurnRow } from "../store.ts";
 import { StoreError } from "../store_errors.ts";
 import { registerToolStoreConformance } from "./tool_store_conformance.ts";
+import { registerCallStatusStoreConformance } from "./call_status_store_conformance.ts";
 import {
   newCallSid,
   newPhoneNumber,
@@ -387,4 +388,5 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
   });
 
   registerToolStoreConformance(backendTest);
+  registerCallStatusStoreConformance(backendTest);
 }

@@ -19,6 +19,9 @@ export function overriding(backend: StoreBackend, overrides: Partial<StoreBacken
     loadToolCalls: (callSid) => backend.loadToolCalls(callSid),
     recordTransferOutcome: (callSid, outcome, comeBack) =>
       backend.recordTransferOutcome(callSid, outcome, comeBack),
+    recordTwilioStatus: (update) => backend.recordTwilioStatus(update),
+    recordRecording: (update) => backend.recordRecording(update),
+    outboundSettings: (tenantId) => backend.outboundSettings(tenantId),
     close: () => backend.close(),
     ...overrides,
   };
