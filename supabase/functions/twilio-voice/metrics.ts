@@ -182,6 +182,9 @@ export interface MetricSources {
 export interface SessionMetrics {
   frames: Counter<FrameDirection>;
   modelSetupSeconds: Histogram;
+  /** Fed from the one per-turn reply-latency measurement (speech_stopped to the first assistant
+   * audio sent) that the call row stores too: never measured twice. */
+  replyLatencySeconds: Histogram;
 }
 
 export interface VoiceMetrics {
