@@ -71,12 +71,15 @@ class FunctionProcess:
         })
         for name in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "OPENAI_REALTIME_MODEL"):
             env.pop(name, None)
+        self._start(port, [str(deno_binary()), "run", "-A", "--no-prompt", "--config", str(folder / "deno.json"),
+                           str(folder / "index.ts")], env, folder)
+
+    def _start(self, port: int, command: list[str], env: dict[str, str], cwd: os.PathLike | None = None) -> None:
+        """Run `command` and wait until it logs server.listening (its JSON log lines collected)."""
         self.port = port
         self.lines: list[dict] = []
         self.process = subprocess.Popen(
-            [str(deno_binary()), "run", "-A", "--no-prompt", "--config", str(folder / "deno.json"),
-             str(folder / "index.ts")],
-            cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,
         )
         threading.Thread(target=self._collect, daemon=True).start()
@@ -91,9 +94,9 @@ class FunctionProcess:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             try:
-                self.lines.append(json.loads(line))
+                self.lines.append({"_at": time.monotonic(), **json.loads(line)})
             except ValueError:
-                self.lines.append({"event": "non_json", "text": line.rstrip()})
+                self.lines.append({"_at": time.monotonic(), "event": "non_json", "text": line.rstrip()})
 
     def events(self, name: str) -> list[dict]:
         return [line for line in self.lines if line.get("event") == name]

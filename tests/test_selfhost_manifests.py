@@ -4,6 +4,8 @@ by reference only, and the probes, drain and timeouts a voice stream needs."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -124,3 +126,23 @@ def test_render_refuses_settings_a_fleet_cannot_run_with(project, overrides, mes
 
     with pytest.raises(ConfigError, match=message):
         render(_settings(project, **overrides))
+
+
+def test_the_drain_bound_and_probe_paths_are_the_functions_own():
+    function_dir = Path(__file__).resolve().parents[1] / "supabase" / "functions" / "twilio-voice"
+    index = (function_dir / "index.ts").read_text(encoding="utf-8")
+    ops = (function_dir / "ops_endpoints.ts").read_text(encoding="utf-8")
+    drain_ms = re.search(r"const DRAIN_BOUND_MS = ([0-9_]+);", index)
+    flush_ms = re.search(r"const SHUTDOWN_FLUSH_MS = ([0-9_]+);", index)
+    assert drain_ms and flush_ms
+    assert int(drain_ms.group(1).replace("_", "")) == manifests.DRAIN_BOUND_S * 1000
+    assert int(flush_ms.group(1).replace("_", "")) == manifests.SHUTDOWN_FLUSH_S * 1000
+    assert f'HEALTH_PATH = "{manifests.HEALTH_PATH}"' in ops and f'READY_PATH = "{manifests.READY_PATH}"' in ops
+
+
+def test_a_fleet_runs_without_a_wall_clock_and_takes_the_metrics_token_by_reference(project):
+    container = _by_kind(render(_settings(project)))["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {entry["name"]: entry for entry in container["env"]}
+    assert env["WALL_CLOCK_LIMIT_S"]["value"] == "0"
+    assert env["METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert "value" not in env["METRICS_TOKEN"]

@@ -16,7 +16,9 @@ CONFIG_MODULE = "config.ts"
 _SETTING_READ = re.compile(r"""\b(?:read|required|Deno\.env\.get)\(\s*["']([A-Z][A-Z0-9_]*)["']""")
 
 # Credentials: a Deployment gets them from a Secret by reference, never as values.
-SECRET_SETTINGS = ("TWILIO_AUTH_TOKEN", "OPENAI_API_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL")
+# METRICS_TOKEN (optional) is the bearer a Prometheus scrape of /metrics presents.
+SECRET_SETTINGS = ("TWILIO_AUTH_TOKEN", "OPENAI_API_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL",
+                   "METRICS_TOKEN")
 
 # npm:postgres (the TURN_STORE=postgres backend) reads every PG* variable libpq knows at connect
 # time (PGHOST, PGSSL, PGMAX, …; src/index.js parseOptions): granting the prefix keeps the list

@@ -27,10 +27,10 @@ KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 HEALTH_PATH = "/healthz"  # live: the process answers
 READY_PATH = "/readyz"  # not ready while draining or while the database is unreachable
 
-# The drain on SIGTERM hands every live call to another worker through the wall-clock handoff
-# path: at the first quiet moment or, at the latest, when the quiet window closes — 30 s, the
-# handoff's QUIET_WINDOW_MIN_MS (handoff.ts) —, then flushes the turn store (SHUTDOWN_FLUSH_MS,
-# 2 s, index.ts) and exits. The grace period covers the preStop pause, that bound, the flush and a
+# The drain on SIGTERM (index.ts) makes /readyz 503 and refuses new streams at once, then hands
+# every live call to another worker through the handoff path (trigger "drain"): at once, waiting
+# only for a tool the call is running, and never past DRAIN_BOUND_MS = 30 s (index.ts); then it
+# flushes the turn store (SHUTDOWN_FLUSH_MS, 2 s, index.ts) and exits. The grace period covers the preStop pause, that bound, the flush and a
 # margin; past it Kubernetes sends SIGKILL and the calls left are resumed from the store.
 DRAIN_BOUND_S = 30
 SHUTDOWN_FLUSH_S = 2
@@ -129,6 +129,8 @@ def _metadata(settings: FleetSettings, **extra: Any) -> dict[str, Any]:
 
 def _environment(settings: FleetSettings) -> list[dict[str, Any]]:
     plain = {name: settings.project_env[name] for name in PLAIN_SETTINGS if settings.project_env.get(name)}
+    # No wall clock on a fleet: nothing is handed off on a timer, only a drain moves calls.
+    plain.setdefault("WALL_CLOCK_LIMIT_S", "0")
     plain.update({"TURN_STORE": settings.turn_store(), "PUBLIC_URL": settings.public_url,
                   "PORT": str(FUNCTION_PORT), "HOST": "0.0.0.0"})
     env: list[dict[str, Any]] = [{"name": name, "value": plain[name]} for name in sorted(plain)]

@@ -24,7 +24,9 @@ import {
   transferOutcomeOf,
   transferTarget,
 } from "./stream_contract.ts";
-import { TRANSFER_UNANSWERED_REASON } from "./handoff.ts";
+import { DRAIN_REASON, TRANSFER_UNANSWERED_REASON } from "./handoff.ts";
+import { createVoiceMetrics, handoffMetricTrigger, type VoiceMetrics } from "./metrics.ts";
+import { createOpsEndpoints } from "./ops_endpoints.ts";
 import { readCappedText } from "./request_body.ts";
 import { answeredByMachine, contextFromUrl, isOutbound, machineTwiml, tenantNumber } from "./outbound.ts";
 import {
@@ -94,18 +96,46 @@ export interface AppDeps {
   sweepIntervalMs?: number;
   /** Runs tenants' http and sql tools (tool_runner.ts); absent: a tool call answers an error. */
   runTool?: CallSessionDeps["runTool"];
+  /** The worker's turn store, for /metrics (queue depth, writes given up on). */
+  turnStoreCounts?: () => { pending: number; dropped: number };
+  /** True on Supabase's Edge Runtime (/metrics only with METRICS_TOKEN there). */
+  onEdge?: boolean;
 }
 
 export interface App {
   handle(request: Request): Promise<Response>;
   /** Hand every live call off to a fresh worker (or fail those not begun) and flush each. */
   shutdown(reason: string): Promise<void>;
+  /** SIGTERM on a self-hosted worker: /readyz 503 and no new stream at once, then every live
+   * call handed off (trigger "drain"); resolves when each has handed off. */
+  drain(): Promise<void>;
+  readonly draining: boolean;
   readonly activeCalls: number;
+  readonly metrics: VoiceMetrics;
 }
+
+// A call sid of the right shape that no call has: /readyz's database check reads it (one indexed
+// lookup, no row) through the same store the calls use.
+const READY_PROBE_CALL_SID = "CA" + "0".repeat(32);
 
 export function createApp(deps: AppDeps): App {
   const { config, store, log } = deps;
   const sessions = new Set<CallSession>();
+  let draining = false;
+  const metrics = createVoiceMetrics({
+    liveCalls: () => sessions.size,
+    turnStoreQueueDepth: () => deps.turnStoreCounts?.().pending ?? 0,
+    turnStoreWriteFailures: () => deps.turnStoreCounts?.().dropped ?? 0,
+    draining: () => draining,
+  });
+  const ops = createOpsEndpoints({
+    registry: metrics.registry,
+    draining: () => draining,
+    pingDatabase: () => store.getCall(READY_PROBE_CALL_SID),
+    metricsToken: config.metricsToken,
+    onEdge: deps.onEdge ?? false,
+    now: deps.now ?? (() => performance.now()),
+  });
   // How calls served by this worker ended, for a connect action that beats the row's write.
   const recentOutcomes = new Map<string, LocalOutcome>();
   const streamTargets = {
@@ -116,6 +146,10 @@ export function createApp(deps: AppDeps): App {
   const unixNow = deps.unixNow ?? (() => Math.floor(Date.now() / 1000));
 
   const rememberOutcome = (outcome: StreamOutcome) => {
+    if (outcome.status === "handed_off") {
+      const trigger = handoffMetricTrigger(outcome.reason);
+      if (trigger !== null) metrics.handoffs.inc(trigger);
+    }
     if (outcome.callSid === null || outcome.stream === null) return;
     recentOutcomes.delete(outcome.callSid);
     const local: LocalOutcome = { status: outcome.status, reason: outcome.reason, stream: outcome.stream };
@@ -143,6 +177,7 @@ export function createApp(deps: AppDeps): App {
     workerStartedAt: deps.workerStartedAt ?? null,
     now: deps.now ?? (() => performance.now()),
     runTool: deps.runTool,
+    metrics,
   };
 
   async function readSignedForm(request: Request): Promise<Param[] | Response> {
@@ -340,6 +375,13 @@ export function createApp(deps: AppDeps): App {
       log.warn("stream.bad_signature", { signed: signature !== null });
       return text(403, "invalid X-Twilio-Signature");
     }
+    // A draining worker takes no new stream: the caller's stream fails, and its connect action
+    // (through the load balancer, to a ready worker) resumes the call. The balancer stops sending
+    // here once /readyz says 503, so this is only the moment between the two.
+    if (draining) {
+      log.warn("stream.refused_draining", {});
+      return text(503, "draining");
+    }
     let unproven = 0;
     for (const session of sessions) if (!session.proven) unproven++;
     if (unproven >= (deps.maxUnprovenStreams ?? MAX_UNPROVEN_STREAMS)) {
@@ -357,6 +399,8 @@ export function createApp(deps: AppDeps): App {
 
   async function handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
+    const opsResponse = ops.handle(request);
+    if (opsResponse !== null) return await opsResponse;
     if (!ROUTE.test(url.pathname)) return text(404, "not found");
     try {
       if (request.method === "GET") {
@@ -390,9 +434,18 @@ export function createApp(deps: AppDeps): App {
     shutdown: async (reason) => {
       await Promise.all([...sessions].map((session) => session.shutdown(reason)));
     },
+    drain: async () => {
+      draining = true;
+      log.warn("worker.draining", { active_calls: sessions.size });
+      await Promise.all([...sessions].map((session) => session.shutdown(DRAIN_REASON)));
+    },
+    get draining() {
+      return draining;
+    },
     get activeCalls() {
       return sessions.size;
     },
+    metrics,
   };
 }
 

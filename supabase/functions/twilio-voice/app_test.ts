@@ -93,7 +93,7 @@ function startHarness(
       OPENAI_REALTIME_URL: realtime.url,
       TURN_STORE: "postgres",
       SUPABASE_DB_URL: testDatabaseUrl(),
-      WALL_CLOCK_LIMIT_S: options.wallClockLimitS ? String(options.wallClockLimitS) : undefined,
+      WALL_CLOCK_LIMIT_S: options.wallClockLimitS !== undefined ? String(options.wallClockLimitS) : undefined,
     })[name]
   );
   const app = createApp({
@@ -107,6 +107,7 @@ function startHarness(
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     unixNow: options.unixNow,
     runTool,
+    turnStoreCounts: () => ({ pending: turnStore.pending, dropped: turnStore.dropped }),
   });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port, onListen: () => {} },
@@ -1422,6 +1423,61 @@ if (testDatabaseUrl()) {
         await action.text(),
         '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>',
       );
+    } finally {
+      await harness.close();
+    }
+  });
+}
+
+if (testDatabaseUrl()) {
+  Deno.test("with no wall clock nothing is scheduled; a drain makes /readyz 503, refuses new streams and hands the call off", async () => {
+    const harness = startHarness({ wallClockLimitS: 0 });
+    const { realtime } = harness;
+    const origin = new URL(harness.config.publicUrl).origin;
+    const metricsText = async () => await (await fetch(`${origin}/metrics`)).text();
+    try {
+      const health = await fetch(`${origin}/healthz`);
+      assert.deepEqual([health.status, await health.text()], [200, "ok\n"]);
+      const ready = await fetch(`${origin}/readyz`);
+      assert.deepEqual([ready.status, await ready.text()], [200, "ready\n"]);
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = newCallSid();
+      const first = await answerCall(harness, tenant, callSid);
+      const twilio = await connectTwilioStream(first.streamUrl, AUTH_TOKEN);
+      twilio.start(callSid, first.parameters);
+      await realtime.waitFor(
+        () => harness.app.activeCalls === 1 && realtime.received.length > 0,
+        "the session",
+      );
+      assert.ok(!harness.logs.some((line) => line.event === "call.handoff_planned"), "no handoff scheduled");
+      assert.match(await metricsText(), /^twilio_voice_live_calls 1$/m);
+
+      const drained = harness.app.drain();
+      const draining = await fetch(`${origin}/readyz`);
+      assert.deepEqual([draining.status, await draining.text()], [503, "draining\n"]);
+      await assert.rejects(
+        connectTwilioStream(first.streamUrl, AUTH_TOKEN),
+        "a draining worker takes no stream",
+      );
+      await drained;
+      assert.equal(await twilio.closed, 1000);
+      await realtime.waitFor(() => harness.app.activeCalls === 0, "the session to finish");
+      const row = await callRow(callSid);
+      assert.equal(row?.status, "handed_off");
+      assert.match(row?.end_reason ?? "", /^handoff:drain:(listen|reply)$/);
+      const exposition = await metricsText();
+      assert.match(exposition, /^twilio_voice_handoffs_total\{trigger="drain"\} 1$/m);
+      assert.match(exposition, /^twilio_voice_draining 1$/m);
+      assert.doesNotMatch(exposition, new RegExp(`${callSid}|${tenant.phoneNumber.replace("+", "\\+")}`));
+
+      // The connect action (on a ready worker, behind the same URL) continues the call.
+      const action = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [
+        ["CallSid", callSid],
+        ["From", "+15550009999"],
+        ["To", tenant.phoneNumber],
+        ["CallStatus", "in-progress"],
+      ]);
+      assert.match(await action.text(), /<Stream url=/);
     } finally {
       await harness.close();
     }

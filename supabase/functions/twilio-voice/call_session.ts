@@ -6,9 +6,10 @@ import { outboundAgent } from "./outbound.ts";
 import { CallBridge, type CallOutcome, type ItemKind, type ToolResult, type ToolRun } from "./bridge.ts";
 import { type ClaimResult, planCall, planClaim, type StoreFindings, streamNumber } from "./call_planner.ts";
 import { realtimeModelUrl } from "./config.ts";
-import { handoffSchedule } from "./handoff.ts";
+import { DRAIN_REASON, handoffSchedule } from "./handoff.ts";
 import { streamIdleWatch } from "./idle_watch.ts";
 import { errorMessage, type Logger } from "./log.ts";
+import type { SessionMetrics } from "./metrics.ts";
 import { decodeServerEvent } from "./realtime_events.ts";
 import type { CallEnd, NumberOwner, StoreBackend, ToolCallRow, TurnRow } from "./store.ts";
 import type { ToolCallContext } from "./tool_runner.ts";
@@ -62,6 +63,8 @@ export interface CallSessionDeps {
   now(): number;
   /** How long a built-in's end waits for the last mark (ENDING_PLAYBACK_TIMEOUT_MS). */
   endingPlaybackTimeoutMs?: number;
+  /** The worker's /metrics (metrics.ts); absent: nothing is counted. */
+  metrics?: SessionMetrics;
   /** Runs a tenant's http or sql tool (tool_runner.ts); absent: tools answer an error. */
   runTool?: (context: ToolCallContext, run: ToolRun) => Promise<ToolResult>;
 }
@@ -166,7 +169,10 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
 
   const bridge = new CallBridge({
     model: sendModel,
-    twilioMedia: (payload) => sendTwilio(encoder!.media(payload)),
+    twilioMedia: (payload) => {
+      deps.metrics?.frames.inc("model_to_caller");
+      sendTwilio(encoder!.media(payload));
+    },
     twilioMark: (name) => sendTwilio(encoder!.mark(name)),
     twilioClear: () => sendTwilio(encoder!.clear()),
     turn: (row) => writer?.record(row),
@@ -317,7 +323,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       from: claim.call?.fromNumber ?? null,
       to: stream.toNumber || null,
     };
-    const handoff = handoffSchedule(
+    const handoff = deps.wallClockLimitS === 0 ? null : handoffSchedule(
       deps.wallClockLimitS,
       deps.workerStartedAt ?? streamStartedAt,
       streamStartedAt,
@@ -327,9 +333,11 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       callSid: stream.callSid,
       streamSid: frame.streamSid,
       tenantId: stream.tenantId,
-      handoff,
+      handoff: handoff ?? undefined,
     });
-    for (const at of [handoff.quietFromMs, handoff.forceAtMs]) {
+    // WALL_CLOCK_LIMIT_S=0 (a self-hosted fleet): no wall clock, nothing scheduled; only a drain
+    // hands the call off.
+    for (const at of handoff === null ? [] : [handoff.quietFromMs, handoff.forceAtMs]) {
       // A timer may fire a fraction of a millisecond before `at` by performance.now(): the time it
       // was set for has come all the same, or the window would never open.
       handoffTimers.push(
@@ -337,11 +345,13 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       );
     }
     heartbeat = startHeartbeat(stream.callSid, streamNumber(stream));
-    log.info("call.handoff_planned", {
-      handoff: stream.resume?.handoff ?? 0,
-      quiet_from_s: Math.round((handoff.quietFromMs - deps.now()) / 100) / 10,
-      force_at_s: Math.round((handoff.forceAtMs - deps.now()) / 100) / 10,
-    });
+    if (handoff !== null) {
+      log.info("call.handoff_planned", {
+        handoff: stream.resume?.handoff ?? 0,
+        quiet_from_s: Math.round((handoff.quietFromMs - deps.now()) / 100) / 10,
+        force_at_s: Math.round((handoff.forceAtMs - deps.now()) / 100) / 10,
+      });
+    }
     realtimeModel = plan.model;
     openModel(plan.model);
   }
@@ -395,11 +405,16 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       return;
     }
     log.info("model.connecting", { model: modelName });
+    const setupStartedAt = deps.now();
     model.onopen = () => bridge.modelOpened();
     model.onmessage = (message) => {
       const decoded = decodeServerEvent(message.data);
       if (decoded.ok) {
+        const wasLive = bridge.phase === "live";
         bridge.onModelEvent(decoded.frame);
+        if (!wasLive && bridge.phase === "live") {
+          deps.metrics?.modelSetupSeconds.observe((deps.now() - setupStartedAt) / 1000);
+        }
         if (endingTimer === undefined && bridge.endingAfterPlayback) {
           endingTimer = setTimeout(
             () => bridge.finishEnding(),
@@ -431,6 +446,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
         bridge.fail("start_failed");
       });
     } else {
+      if (frame.event === "media" && frame.track === "inbound") deps.metrics?.frames.inc("caller_to_model");
       bridge.onTwilioFrame(frame);
     }
   };
@@ -450,7 +466,8 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     shutdown: async (reason) => {
       if (bridge.phase === "connecting" || bridge.phase === "live") {
         log.info("call.handoff_on_shutdown", { reason });
-        bridge.handOff("beforeunload");
+        // A self-hosted worker's SIGTERM drain, or the Edge runtime's beforeunload.
+        bridge.handOff(reason === DRAIN_REASON ? "drain" : "beforeunload");
       } else {
         bridge.fail(`worker_shutdown:${reason}`);
       }

@@ -13,6 +13,9 @@ export const DEFAULT_PORT = 8000;
 // Plain Deno only: all interfaces, as a container needs; `supactl dev` sets HOST=127.0.0.1.
 export const DEFAULT_HOST = "0.0.0.0";
 
+// A bearer token guessable by brute force over the internet protects nothing.
+const MIN_METRICS_TOKEN_CHARS = 24;
+
 export type TurnStoreKind = "rest" | "postgres";
 
 export interface Config {
@@ -29,6 +32,8 @@ export interface Config {
   turnStore: TurnStoreKind;
   supabaseDbUrl: string | null;
   wallClockLimitS: number;
+  /** Bearer token /metrics requires (ops_endpoints.ts); null: /metrics only off Edge. */
+  metricsToken: string | null;
   /** HTTP tools may call loopback/private addresses: only for local development (supactl dev). */
   toolUrlsAllowPrivate: boolean;
   port: number;
@@ -87,8 +92,17 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
     problems.push("SUPABASE_DB_URL is not set (needed by TURN_STORE=postgres)");
   }
 
-  const wallClockLimitS = positiveInteger(read("WALL_CLOCK_LIMIT_S"), DEFAULT_WALL_CLOCK_LIMIT_S);
-  if (wallClockLimitS === null) problems.push("WALL_CLOCK_LIMIT_S must be a whole number of seconds above 0");
+  // 0: no wall clock (a self-hosted fleet), so no handoff is scheduled; only a SIGTERM drain moves calls.
+  const wallClockLimitS = wholeNumber(read("WALL_CLOCK_LIMIT_S"), DEFAULT_WALL_CLOCK_LIMIT_S);
+  if (wallClockLimitS === null) {
+    problems.push(
+      "WALL_CLOCK_LIMIT_S must be a whole number of seconds (0: no wall clock, only drains hand off)",
+    );
+  }
+  const metricsToken = read("METRICS_TOKEN");
+  if (metricsToken !== null && metricsToken.length < MIN_METRICS_TOKEN_CHARS) {
+    problems.push(`METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_CHARS} characters (a random secret)`);
+  }
   const port = positiveInteger(read("PORT"), DEFAULT_PORT);
   if (port === null || port > 65535) problems.push("PORT must be a TCP port number (1-65535)");
 
@@ -106,6 +120,7 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
     supabaseDbUrl,
     wallClockLimitS: wallClockLimitS!,
     toolUrlsAllowPrivate: read("TOOL_URLS_ALLOW_PRIVATE") === "true",
+    metricsToken,
     port: port!,
     host: read("HOST") ?? DEFAULT_HOST,
   };
@@ -130,11 +145,15 @@ function parsePublicUrl(
   return base.replace(/\/+$/, "");
 }
 
-function positiveInteger(value: string | null, fallback: number): number | null {
+function wholeNumber(value: string | null, fallback: number): number | null {
   if (value === null) return fallback;
   if (!/^[0-9]+$/.test(value)) return null;
-  const parsed = Number(value);
-  return parsed > 0 ? parsed : null;
+  return Number(value);
+}
+
+function positiveInteger(value: string | null, fallback: number): number | null {
+  const parsed = wholeNumber(value, fallback);
+  return parsed !== null && parsed > 0 ? parsed : null;
 }
 
 /** The Realtime WebSocket URL for a model, keeping any query the operator configured. */

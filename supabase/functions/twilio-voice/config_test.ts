@@ -102,3 +102,11 @@ Deno.test("realtime URL carries the model and keeps an operator's query", () => 
     "ws://127.0.0.1:1/v1/realtime?x=1&model=a%20b",
   );
 });
+
+Deno.test("WALL_CLOCK_LIMIT_S=0 means no wall clock; METRICS_TOKEN must be long enough to be a secret", () => {
+  assert.equal(loadConfig(envOf({ ...deployed, WALL_CLOCK_LIMIT_S: "0" })).wallClockLimitS, 0);
+  assert.equal(loadConfig(envOf(deployed)).metricsToken, null);
+  const problems = problemsOf({ ...deployed, METRICS_TOKEN: "short" }).join("\n");
+  assert.match(problems, /METRICS_TOKEN must be at least 24 characters/);
+  assert.doesNotMatch(problems, /short/);
+});

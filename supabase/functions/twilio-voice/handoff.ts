@@ -14,7 +14,9 @@
 
 import type { ToolCallRow, TurnRow } from "./store.ts";
 
-export type HandoffTrigger = "quiet" | "forced" | "beforeunload";
+export type HandoffTrigger = "quiet" | "forced" | "beforeunload" | "drain";
+/** The shutdown reason of a self-hosted worker's SIGTERM drain: its calls hand off as "drain". */
+export const DRAIN_REASON = "drain";
 /** What the next stream's model does first: wait for the caller, or reply at once (the handoff
  * cut a reply short, or the caller's last words had no answer yet), or tell the caller that the
  * transfer it asked for was not answered (the call came back from a <Dial>). */

@@ -24,6 +24,11 @@ interface EdgeRuntimeApi {
 // On beforeunload the runtime is about to end the worker (wall clock, CPU or memory limit): live
 // calls are handed off to a fresh worker, and the writes have to land within its short grace period.
 const SHUTDOWN_FLUSH_MS = 2_000;
+// SIGTERM on a self-hosted worker: every live call is handed off at once (a handoff waits only for
+// a running tool, whose timeout is at most 30 s), then the turn store is flushed and the process
+// exits. Matches DRAIN_BOUND_S in supactl/selfhost/manifests.py (the pod's grace period covers it
+// plus the flush).
+const DRAIN_BOUND_MS = 30_000;
 
 const edgeRuntime = (globalThis as { EdgeRuntime?: EdgeRuntimeApi }).EdgeRuntime;
 
@@ -91,6 +96,8 @@ function main(): void {
     openWriter: turnStoreWriters(turnStore),
     waitUntil: edgeRuntime ? (promise) => edgeRuntime.waitUntil(promise) : undefined,
     workerStartedAt: edgeRuntime ? WORKER_STARTED_AT : null,
+    turnStoreCounts: () => ({ pending: turnStore.pending, dropped: turnStore.dropped }),
+    onEdge: edgeRuntime !== undefined,
   });
 
   const shutdown = async (reason: string) => {
@@ -131,12 +138,27 @@ function main(): void {
     onListen: ({ hostname, port }) =>
       log.info("server.listening", { hostname, port, turn_store: config.turnStore }),
   }, (request) => app.handle(request));
-  // Plain Deno gets no beforeunload on a signal: hand calls off cleanly before a container stops
-  // (another instance behind the same URL answers Twilio's connect action).
+  // Plain Deno gets no beforeunload on a signal: drain before a container stops (/readyz 503 and no
+  // new stream at once; live calls handed off, and another instance behind the same URL answers
+  // Twilio's connect action).
+  const drain = async (signal: string) => {
+    const startedAt = performance.now();
+    log.warn("worker.drain_started", { signal, active_calls: app.activeCalls });
+    await Promise.race([app.drain(), new Promise((resolve) => setTimeout(resolve, DRAIN_BOUND_MS))]);
+    await shutdown(signal);
+    log.warn("worker.drained", {
+      drain_ms: Math.round(performance.now() - startedAt),
+      active_calls: app.activeCalls,
+      turn_store_pending: turnStore.pending,
+    });
+  };
+  let stopping = false;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {
       Deno.addSignalListener(signal, async () => {
-        await shutdown(signal);
+        if (stopping) return;
+        stopping = true;
+        await drain(signal);
         await server.shutdown();
         await backend.close();
         await sqlTools?.close();

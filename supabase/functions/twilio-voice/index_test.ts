@@ -72,7 +72,7 @@ Deno.test("a misconfigured function exits 1 naming every missing variable, never
 
 const databaseUrl = testDatabaseUrl();
 if (databaseUrl) {
-  Deno.test("served by plain Deno on PORT, a SIGTERM mid-reply stores every turn and hands the call off", async () => {
+  Deno.test("served by plain Deno on PORT, a SIGTERM mid-reply drains: stores every turn and hands the call off", async () => {
     const realtime = startRealtimeStub("sk-index-test");
     const port = freePort();
     const publicUrl = `http://127.0.0.1:${port}/functions/v1/twilio-voice`;
@@ -140,7 +140,11 @@ if (databaseUrl) {
         sql`select status, end_reason from public.calls where call_sid = ${callSid}`
       );
       // The reply's audio was still queued at Twilio: the next stream's model finishes it.
-      assert.deepEqual({ ...row }, { status: "handed_off", end_reason: "handoff:beforeunload:reply" });
+      assert.deepEqual({ ...row }, { status: "handed_off", end_reason: "handoff:drain:reply" });
+      const drained = running.lines.find((line) => line.event === "worker.drained");
+      assert.ok(drained, "the drain is logged with its duration");
+      assert.equal(drained.turn_store_pending, 0);
+      assert.ok(Number(drained.drain_ms) < 30_000, "within the drain bound (DRAIN_BOUND_MS)");
     } finally {
       try {
         running.child.kill("SIGKILL");

@@ -154,6 +154,11 @@ export class TurnStore {
   }
 
   /** Rows and call ends not yet stored. */
+  /** Rows and call ends given up on after their retries, since the store was created. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
   get pending(): number {
     return this.#pending.size + this.#inFlight.size + this.#ends.size + this.#toolCalls.size;
   }

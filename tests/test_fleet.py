@@ -1,0 +1,204 @@
+"""A fleet behind a real load balancer: Debian's HAProxy in front of workers run from the runtime
+bundle (`supactl selfhost build`'s launcher, what the container runs), real Postgres, the loopback
+Realtime peer, and simulated calls that follow Twilio's <Connect action>. The workers are rolled one
+by one (start a replacement, SIGTERM the old one: it drains), and every call must survive with
+every turn stored once. The kill -9 half of the issue's fleet test is not here: a crashed worker's
+calls are not resumed yet (docs/self-hosting.md, "Crashes").
+
+HAProxy checks `/readyz` every 200 ms, so a draining worker leaves rotation within a check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from supactl.database import tenants
+from supactl.database.connection import connect
+from supactl.dev_stack.deno_runtime import deno_binary
+from supactl.dev_stack.realtime_peer import PeerBehaviour, RealtimePeer
+from supactl.project_files import bundled_function_dir
+from supactl.selfhost.runtime_bundle import LAUNCHER, build_bundle
+from supactl.simulator.call_script import HangUp, Play, Silence, WaitForReply
+from supactl.simulator.simulated_call import CallOptions, CallReport, place_call_async
+
+from tests.test_e2e_handoff import FunctionProcess, _free_port, _tone
+
+pytestmark = pytest.mark.slow
+
+AUTH_TOKEN = "fleet-test-auth-token"
+MODEL_KEY = "sk-fleet-test"
+CALLS = 30
+WORKERS = 3
+TURNS = 8
+TURN_DETECTION = {"type": "server_vad", "silence_duration_ms": 200}
+
+
+def _haproxy() -> str:
+    found = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if os.path.exists(p)), None)
+    if found is None:
+        pytest.skip("haproxy is not installed (.ci/run installs Debian's package: apt-get install haproxy)")
+    return found
+
+
+class Worker(FunctionProcess):
+    """The bundle's launcher, as the container runs it, with a fleet's settings (no wall clock)."""
+
+    def __init__(self, launcher: Path, port: int, public_url: str, db_url: str, realtime_url: str) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORT": str(port), "HOST": "127.0.0.1",
+            "PUBLIC_URL": public_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "OPENAI_API_KEY": MODEL_KEY,
+            "OPENAI_REALTIME_URL": realtime_url, "TURN_STORE": "postgres", "SUPABASE_DB_URL": db_url,
+            "WALL_CLOCK_LIMIT_S": "0",
+        }
+        self._start(port, [str(launcher)], env)
+
+
+def _haproxy_config(front: int, slots: list[int]) -> str:
+    servers = "\n".join(f"    server w{i} 127.0.0.1:{port} check inter 200ms fall 1 rise 1"
+                        for i, port in enumerate(slots))
+    return f"""global
+    maxconn 1000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    # A worker that has just exited refuses the connection: try the request on another worker.
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response
+frontend fleet
+    bind 127.0.0.1:{front}
+    default_backend workers
+backend workers
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+{servers}
+"""
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return build_bundle(tmp_path_factory.mktemp("fleet") / "bundle", bundled_function_dir(), deno_binary())
+
+
+@pytest.fixture(scope="module")
+def fleet_run(bundle, db_url, tmp_path_factory) -> dict:
+    """One roll of the fleet with 30 calls in flight; the tests below read what it left."""
+    tmp_path = tmp_path_factory.mktemp("haproxy")
+    haproxy = _haproxy()
+    front = _free_port()
+    slots = [_free_port() for _ in range(WORKERS * 2)]
+    public_url = f"http://127.0.0.1:{front}/functions/v1/twilio-voice"
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(_haproxy_config(front, slots))
+    with connect(db_url) as conn:
+        tenant = tenants.add_tenant(conn, "Fleet tenant")
+        number = "+15555550188"
+        tenants.add_number(conn, number, tenant.id)
+        conn.execute("insert into tenant_agents (tenant_id, turn_detection) values (%s, %s)",
+                     (tenant.id, json.dumps(TURN_DETECTION)))
+    launcher = bundle.root / LAUNCHER
+    workers: dict[int, Worker] = {}
+    balancer = subprocess.Popen([haproxy, "-f", str(config), "-db"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    with RealtimePeer(PeerBehaviour(api_keys=frozenset({MODEL_KEY}))) as peer:
+        try:
+            for slot in range(WORKERS):
+                workers[slot] = Worker(launcher, slots[slot], public_url, db_url, peer.url)
+            time.sleep(1.0)  # a few health checks: every worker in rotation
+
+            script: list = [WaitForReply(start_within=10.0)]
+            for _ in range(TURNS):
+                script += [Play(_tone(0.5), "question"), WaitForReply(start_within=10.0, quiet=0.4), Silence(0.5)]
+            script.append(HangUp())
+            reports: list[CallReport] = []
+
+            async def calls() -> None:
+                import httpx
+
+                async with httpx.AsyncClient(timeout=15, limits=httpx.Limits(max_keepalive_connections=0)) as http:
+                    async def one(index: int) -> CallReport:
+                        await asyncio.sleep(index * 0.1)
+                        options = CallOptions(function_url=public_url, auth_token=AUTH_TOKEN, to_number=number)
+                        return await place_call_async(options, script, http=http)
+
+                    reports.extend(await asyncio.gather(*(one(i) for i in range(CALLS))))
+
+            caller = threading.Thread(target=lambda: asyncio.run(calls()))
+            started = time.monotonic()
+            caller.start()
+            time.sleep(6.0)
+            drains: list[dict] = []
+            for slot in range(WORKERS):
+                replacement = WORKERS + slot
+                workers[replacement] = Worker(launcher, slots[replacement], public_url, db_url, peer.url)
+                time.sleep(0.6)
+                old = workers[slot]
+                old.process.send_signal(signal.SIGTERM)
+                assert old.process.wait(40) == 0
+                [drained] = old.events("worker.drained")
+                drains.append(drained)
+                time.sleep(1.0)
+            caller.join(150)
+            assert not caller.is_alive(), "calls did not finish"
+            elapsed = time.monotonic() - started
+
+            rows = []
+            for report in reports:
+                with connect(db_url) as conn:
+                    call = conn.execute("select status, handoff_count from calls where call_sid = %s",
+                                        (report.call_sid,)).fetchone()
+                    turns = conn.execute("select seq, role from call_turns where call_sid = %s order by seq",
+                                         (report.call_sid,)).fetchall()
+                gaps = [None if h.gap_ms is None else round(h.gap_ms) for h in report.handoffs]
+                rows.append((report, call, turns, gaps))
+            calls_moved = [d["active_calls"] for w in range(WORKERS) for d in workers[w].events("worker.drain_started")]
+            print(f"\nfleet: {CALLS} calls, {WORKERS} workers rolled in {elapsed:.1f} s; drain ms:",
+                  [d["drain_ms"] for d in drains], "calls handed off per drain:", calls_moved)
+            for report, call, turns, gaps in rows:
+                print(f"  {report.call_sid[:10]} ended_by={report.ended_by} streams={report.streams} "
+                      f"gaps_ms={gaps} user_turns_stored={[r for _, r in turns].count('user')}/{TURNS} spoken "
+                      f"turns_stored={len(turns)} status={call[0] if call else None}")
+            late = {}
+            for slot in range(WORKERS):
+                worker = workers[slot]
+                drain_at = worker.events("worker.drain_started")[0]["_at"]
+                late[slot] = [line for line in worker.lines if line["_at"] > drain_at
+                              and line.get("event") in ("call.answered", "stream.refused_draining")]
+            return {"rows": rows, "drains": drains, "late": late}
+        finally:
+            for worker in workers.values():
+                worker.kill()
+            balancer.kill()
+            balancer.wait(10)
+
+
+def test_a_rolling_restart_behind_haproxy_drops_no_call(fleet_run):
+    for report, call, turns, _ in fleet_run["rows"]:
+        assert report.ended_by == "caller" and report.protocol_errors == [], report
+        assert call == ("completed", report.streams - 1), "the call survived every drain it met"
+        assert [seq for seq, _ in turns] == list(range(len(turns))), "no turn duplicated, no seq skipped"
+    assert sum(len(report.handoffs) for report, *_ in fleet_run["rows"]) >= WORKERS
+    assert all(drain["turn_store_pending"] == 0 for drain in fleet_run["drains"])
+    assert fleet_run["late"] == {slot: [] for slot in range(WORKERS)}, "a draining worker got a new call"
+
+
+# Open: a caller's sentence spoken while its stream moves (the drain closes the old stream at once)
+# is sometimes not heard by the next model session: 1-4 calls of 30 store 7 of 8 caller turns here.
+# Kept running, not strict, so a fix shows as XPASS.
+@pytest.mark.xfail(strict=False, reason="speech across a drain's handoff can be lost; see comment")
+def test_a_rolling_restart_behind_haproxy_stores_every_spoken_turn(fleet_run):
+    for report, _, turns, _ in fleet_run["rows"]:
+        assert [role for _, role in turns].count("user") == TURNS, report.call_sid
