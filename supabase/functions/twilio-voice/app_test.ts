@@ -190,8 +190,14 @@ async function connectedCall(harness: Harness) {
 
 async function callRow(callSid: string) {
   return await withAdmin(async (sql) => {
-    const [row] = await sql<{ status: string; end_reason: string | null; usage: Record<string, number> }[]>`
-      select status, end_reason, usage from public.calls where call_sid = ${callSid}`;
+    const [row] = await sql<
+      {
+        status: string;
+        end_reason: string | null;
+        usage: Record<string, number>;
+        metrics: { turns: unknown[] };
+      }[]
+    >`select status, end_reason, usage, metrics from public.calls where call_sid = ${callSid}`;
     return row ? { ...row } : undefined;
   });
 }
@@ -433,6 +439,7 @@ if (requireTestDatabase("app")) {
       // The caller speaks; the reply is cut off after 100 of its 300 ms.
       realtime.send({ type: "input_audio_buffer.speech_started", item_id: "item_u1", audio_start_ms: 0 });
       twilio.media(audio(20, 2));
+      realtime.send({ type: "input_audio_buffer.speech_stopped", item_id: "item_u1", audio_end_ms: 600 });
       realtime.send({
         type: "input_audio_buffer.committed",
         item_id: "item_u1",
@@ -499,12 +506,17 @@ if (requireTestDatabase("app")) {
 
       await twilio.closed;
       await realtime.waitFor(() => realtime.closed.length === 1, "the model socket to close");
+      const origin = new URL(harness.config.publicUrl).origin;
+      const exposition = await (await fetch(`${origin}/metrics`)).text();
+      assert.match(exposition, /^twilio_voice_reply_latency_seconds_count 1$/m);
       await harness.app.shutdown("flush");
       const row = await callRow(callSid);
       assert.equal(row?.status, "completed");
       assert.equal(row?.end_reason, "twilio_stop");
       assert.equal(row?.usage.input_tokens, 15);
       assert.equal(row?.usage.output_tokens, 27);
+      // The caller's one answered turn is measured once, for the row and for the worker's histogram.
+      assert.equal(row?.metrics.turns.length, 1);
       const turns = await withAdmin((sql) => storedTurns(sql, callSid));
       assert.deepEqual(
         turns.map((t) => [t.seq, t.role, t.item_id, t.text, t.interrupted, t.tenant_id === tenant.tenantId]),

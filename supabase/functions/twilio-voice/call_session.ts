@@ -17,7 +17,6 @@ import { errorOutput } from "./tool_output.ts";
 import { type StreamCall, verifyStreamStart } from "./stream_contract.ts";
 import { decodeTwilioFrame, type TwilioEncoder, twilioEncoder, type TwilioFrame } from "./twilio_frames.ts";
 import type { RejectReason } from "./wire.ts";
-import type { TurnMeasurement } from "./turn_latency.ts";
 
 /** The per-call face of the turn store: record is synchronous (queued), the rest is the end. */
 export interface CallWriter {
@@ -49,8 +48,6 @@ export interface CallSessionDeps {
   preStartDeadlineMs: number;
   /** Told how each call ended, so the connect action can answer before the row is written. */
   onOutcome(outcome: StreamOutcome): void;
-  /** Each assistant turn's latency as the bridge measured it (turn_latency.ts). */
-  onTurnMeasured?(turn: TurnMeasurement): void;
   /** How often a running stream refreshes calls.stream_seen_at (HEARTBEAT_INTERVAL_MS). */
   heartbeatIntervalMs: number;
   /** The wall clock in unix seconds, for the stream token's window. */
@@ -185,7 +182,8 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   }, {
     newItemId: itemIdFactory(),
     clock: () => deps.now(),
-    onTurnMeasured: (turn) => deps.onTurnMeasured?.(turn),
+    // One measurement feeds both the call row (calls.metrics) and the worker's histogram.
+    onTurnMeasured: (turn) => deps.metrics?.replyLatencySeconds.observe(turn.firstAudioSentMs / 1000),
   });
 
   /** Off the audio path: the bridge hears back when the tool answers (or its timeout passed). */
