@@ -173,3 +173,24 @@ def test_metrics_are_written_by_the_service_role_only_and_must_be_an_object(db_u
             conn.execute("update calls set metrics = '{}' where call_sid = %s", (SID_FAST,))
     with connect(db_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("update calls set metrics = '[]' where call_sid = %s", (SID_FAST,))
+
+
+def test_twilio_status_decides_answered_and_billed_minutes(db_url, tenants):
+    """Once Twilio's status callback has landed, its status and duration win over what the bridge saw."""
+    answered_sid, unanswered_sid = "CA" + "5" * 32, "CA" + "6" * 32
+    with connect(db_url) as conn:
+        tenant_id = conn.execute("insert into tenants (name) values ('Hooli') returning id::text").fetchone()[0]
+        for sid, status, duration, answered_by in ((answered_sid, "completed", 125, "human"),
+                                                   (unanswered_sid, "no-answer", 0, None)):
+            conn.execute(
+                "insert into calls (call_sid, tenant_id, status, direction, twilio_status, twilio_duration_s, "
+                "answered_by, metrics, started_at, ended_at) values (%s, %s, 'completed', 'outbound', %s, %s, %s, "
+                "%s, now() - interval '1 minute', now())",
+                (sid, tenant_id, status, duration, answered_by, json.dumps(_metrics([200], [260], 1000, 1000))))
+    stats = json.loads(_run("stats", "--db-url", db_url, "--tenant", "Hooli", "--json").output)
+    # The bridge sent audio on both, but Twilio says nobody answered the second one.
+    assert stats["calls"] == 2 and stats["answer_rate"] == pytest.approx(0.5)
+    assert stats["minutes"] == pytest.approx(125 / 60)
+    shown = _run("show", answered_sid, "--db-url", db_url)
+    assert shown.exit_code == 0, shown.output
+    assert "outbound" in shown.output and "completed, 125 s, answered by human" in shown.output

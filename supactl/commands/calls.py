@@ -104,6 +104,8 @@ def calls_show(
                         ("from / to", f"{call.from_number} -> {call.to_number}"),
                         ("started / ended", f"{_when(call.started_at)} / {_when(call.ended_at)}"),
                         ("status", call.status + (f" ({call.end_reason})" if call.end_reason else "")),
+                        ("direction", call.direction),
+                        *((("twilio", _twilio_view(call)),) if call.twilio_status else ()),
                         ("handoffs", str(call.handoff_count)), ("usage", json.dumps(call.usage)),
                         *((("transfer", f"{call.transfer_to} ({call.transfer_outcome or 'pending'})"),)
                           if call.transfer_to else ())):
@@ -115,6 +117,16 @@ def calls_show(
     for t in turns:
         transcript.add_row(str(t.seq), t.role, escape(t.text), "yes" if t.interrupted else "")
     console.print(transcript if turns else "no turns stored")
+
+
+def _twilio_view(call) -> str:
+    """Twilio's final word on the call (status callbacks): status, billed seconds, who answered."""
+    parts = [call.twilio_status]
+    if call.twilio_duration_s is not None:
+        parts.append(f"{call.twilio_duration_s} s")
+    if call.answered_by:
+        parts.append(f"answered by {call.answered_by}")
+    return ", ".join(parts)
 
 
 def _ms(value) -> str:

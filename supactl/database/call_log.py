@@ -17,7 +17,8 @@ from supactl.database.jwt_tokens import claims_of
 from supactl.errors import SupactlError
 
 _CALL_COLUMNS = ("call_sid", "tenant_id", "from_number", "to_number", "started_at", "ended_at", "status",
-                 "end_reason", "usage", "handoff_count", "transfer_to", "transfer_outcome", "metrics")
+                 "end_reason", "usage", "handoff_count", "transfer_to", "transfer_outcome", "metrics",
+                 "direction", "twilio_status", "twilio_duration_s", "answered_by")
 _TURN_COLUMNS = ("seq", "role", "text", "interrupted", "item_id", "created_at")
 _TOOL_CALL_COLUMNS = ("seq", "name", "arguments", "output", "status", "duration_ms", "call_id", "created_at")
 
@@ -42,6 +43,11 @@ class Call:
     transfer_outcome: str | None = None
     # Per-turn latency and audio as the bridge measured them (call_stats.py reads them).
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Twilio's view of the call, from its status callbacks (none until the first one lands).
+    direction: str = "inbound"
+    twilio_status: str | None = None
+    twilio_duration_s: int | None = None
+    answered_by: str | None = None
     tenant_name: str | None = None
 
 

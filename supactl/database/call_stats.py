@@ -18,7 +18,7 @@ from supactl.svg_plot import bar_chart
 
 _DURATION = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# Twilio's final statuses that mean the call was answered (H4 stores it as calls.twilio_status).
+# Twilio's final statuses that mean the call was answered (calls.twilio_status).
 _ANSWERED_TWILIO = {"completed", "in-progress"}
 
 
@@ -55,9 +55,8 @@ def _as_datetime(value: Any) -> datetime | None:
 
 def duration_s(call: Call) -> float | None:
     """Twilio's duration when the row has it (calls.twilio_duration_s), else started → ended."""
-    twilio = getattr(call, "twilio_duration_s", None)
-    if isinstance(twilio, (int, float)):
-        return float(twilio)
+    if call.twilio_duration_s is not None:
+        return float(call.twilio_duration_s)
     started, ended = _as_datetime(call.started_at), _as_datetime(call.ended_at)
     return None if started is None or ended is None else max(0.0, (ended - started).total_seconds())
 
@@ -71,9 +70,8 @@ def turn_latencies(call: Call, kind: str = "firstAudioSentMs") -> list[float]:
 def answered(call: Call) -> bool:
     """Answered: Twilio's final status says so when the row has it; before that, the bridge sent
     the caller any assistant audio (the agent picked up and spoke)."""
-    twilio = getattr(call, "twilio_status", None)
-    if isinstance(twilio, str):
-        return twilio in _ANSWERED_TWILIO
+    if call.twilio_status is not None:
+        return call.twilio_status in _ANSWERED_TWILIO
     return float(call.metrics.get("audio_out_ms") or 0) > 0
 
 
