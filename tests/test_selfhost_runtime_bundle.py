@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from supactl.project_files import bundled_function_dir
-from supactl.selfhost import runtime_bundle
+from supactl.selfhost import deno_release, runtime_bundle
+from supactl.selfhost.deno_release import SHIPPED_DENO_VERSION, DenoReleaseError, shipped_deno, user_cache_dir
 from supactl.selfhost.runtime_bundle import BundleError, build_bundle, containerfile, launcher_script, permissions
 
 FUNCTION_DIR = bundled_function_dir()
@@ -108,9 +109,21 @@ def _request(url: str, method: str, netns_of: int | None) -> tuple[int, str] | N
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    from supactl.dev_stack.deno_runtime import deno_binary
+    """The bundle as `supactl selfhost build` makes it: on the shipped Deno release, not the tests' 2.4.5."""
+    built = build_bundle(tmp_path_factory.mktemp("selfhost") / "bundle", FUNCTION_DIR, shipped_deno(user_cache_dir()))
+    assert built.deno_version == SHIPPED_DENO_VERSION
+    return built
 
-    return build_bundle(tmp_path_factory.mktemp("selfhost") / "bundle", FUNCTION_DIR, deno_binary())
+
+def test_only_the_pinned_deno_wheels_are_shipped(tmp_path, monkeypatch):
+    with pytest.raises(DenoReleaseError, match="no pinned Deno 2.8.3 wheel for riscv64"):
+        shipped_deno(tmp_path, machine="riscv64")
+    # A wheel whose bytes are not the pinned ones is refused and nothing lands in the cache.
+    tag, _ = deno_release._WHEELS[(SHIPPED_DENO_VERSION, "x86_64")]
+    monkeypatch.setitem(deno_release._WHEELS, (SHIPPED_DENO_VERSION, "x86_64"), (tag, "0" * 64))
+    with pytest.raises(DenoReleaseError, match="not the pinned 0000"):
+        shipped_deno(tmp_path, machine="x86_64")
+    assert not any(tmp_path.rglob("deno"))
 
 
 def _settings(port: int, **overrides: str) -> dict[str, str]:
@@ -136,7 +149,7 @@ def test_the_function_starts_from_the_bundle_alone(bundle, tmp_path):
     assert not list((bundle.root / runtime_bundle.APP_DIR).rglob("*_test.ts"))
     assert not list((bundle.root / runtime_bundle.DENO_DIR).glob("*-wal"))
     recorded = json.loads((bundle.root / runtime_bundle.MANIFEST).read_text())
-    assert recorded["deno_version"] == bundle.deno_version == "2.4.5"
+    assert recorded["deno_version"] == bundle.deno_version == SHIPPED_DENO_VERSION
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/twilio-voice"

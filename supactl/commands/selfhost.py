@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
-from typing import Optional
 
 import typer
 
@@ -19,17 +18,20 @@ selfhost_app = command_group("Run the function on a fleet of your own: a runtime
 def build(
     out: Path = typer.Option(Path("twilio-voice-bundle"), "--out",
                              help="Folder for the bundle (new, empty, or an earlier bundle, which is replaced)."),
-    deno: Optional[Path] = typer.Option(None, "--deno", help="Bundle this Deno binary instead of the pinned one."),
+    deno: Optional[Path] = typer.Option(
+        None, "--deno", help="Bundle this Deno binary instead of the shipped release (Deno 2.8.3, fetched once)."),
     workdir: Optional[Path] = WORKDIR, as_json: bool = JSON,
 ) -> None:
-    """Bundle the pinned Deno, the function and its cached packages, a launcher and a Containerfile.
+    """Bundle the shipped Deno, the function and its cached packages, a launcher and a Containerfile.
 
-    The bundle starts with nothing fetched (`deno run --cached-only`); only this build reaches the npm registry.
+    The bundle starts with nothing fetched (`deno run --cached-only`); only this build reaches the package
+    index (the pinned Deno wheel, checked by its sha256) and the npm registry.
     """
-    from supactl.dev_stack.deno_runtime import deno_binary
+    from supactl.selfhost.deno_release import shipped_deno, user_cache_dir
     from supactl.selfhost.runtime_bundle import LAUNCHER, build_bundle, project_function_dir
 
-    bundle = build_bundle(out, project_function_dir(project(workdir)), deno or deno_binary())
+    function_dir = project_function_dir(project(workdir))
+    bundle = build_bundle(out, function_dir, deno or shipped_deno(user_cache_dir()))
     if as_json:
         print_json(bundle.as_json())
         return
