@@ -12,6 +12,7 @@ import type {
   TurnRow,
 } from "./store.ts";
 import { StoreError } from "./store_errors.ts";
+import { metricsFromRow } from "./turn_latency.ts";
 
 export interface AgentDbRow {
   instructions: string | null;
@@ -36,10 +37,12 @@ export interface CallDbRow {
   transfer_to: string | null;
   transfer_outcome: string | null;
   from_number: string | null;
+  /** jsonb: what the streams so far measured, checked by metricsFromRow. */
+  metrics: unknown;
 }
 
 export const CALL_COLUMNS = "call_sid,tenant_id,status,end_reason,handoff_count,usage,stream_seen_at," +
-  "transfer_to,transfer_outcome,from_number";
+  "transfer_to,transfer_outcome,from_number,metrics";
 
 export interface TurnDbRow {
   tenant_id: string;
@@ -78,6 +81,8 @@ export function callFromRow(row: CallDbRow): CallRecord {
   // Only on a call the transfer tool ended.
   if (row.transfer_to) call.transferTo = row.transfer_to;
   if (row.transfer_outcome) call.transferOutcome = row.transfer_outcome as TransferOutcome;
+  const metrics = metricsFromRow(row.metrics);
+  if (metrics !== null) call.metrics = metrics;
   return call;
 }
 
