@@ -205,6 +205,21 @@ def _rows(db_url: str, call_sid: str) -> tuple[tuple, list[tuple]]:
     return call, turns
 
 
+def _assert_metrics_cover_every_stream(db_url: str, report: CallReport, replies: int) -> None:
+    """calls.metrics of a handed-off call counts all its streams: the caller audio the bridges
+    received is nearly all the caller sent (a frame in flight at a handoff may be lost), where
+    the last stream alone has a fraction of it; one measured turn per answered question."""
+    with connect(db_url) as conn:
+        (metrics,) = conn.execute("select metrics from calls where call_sid = %s", (report.call_sid,)).fetchone()
+    sent_ms = report.frames_sent * 20
+    assert 0.9 * sent_ms <= metrics["audio_in_ms"] <= sent_ms, (metrics["audio_in_ms"], sent_ms)
+    assert [t["turn"] for t in metrics["turns"]] == list(range(replies)), metrics["turns"]
+    assert metrics["first_audio_sent_max_ms"] == max(t["firstAudioSentMs"] for t in metrics["turns"])
+    print(f"metrics over {report.streams} streams: audio_in_ms {metrics['audio_in_ms']} of {sent_ms} sent,",
+          f"{len(metrics['turns'])} turns, first audio sent p50/max {metrics['first_audio_sent_p50_ms']}/"
+          f"{metrics['first_audio_sent_max_ms']} ms")
+
+
 def _session_ids(session) -> set[str]:
     """Item ids of the turns of one model session: caller items with a transcript, and replies."""
     users = {e["item_id"] for e in session.server_events("conversation.item.input_audio_transcription.completed")
@@ -265,6 +280,7 @@ def test_a_call_survives_handoffs_with_every_turn_stored_once_and_its_context_re
         assert [row[0] for row in stored] == list(range(len(stored)))
         assert [row[1] for row in stored] == ["assistant"] + ["user", "assistant"] * turns
         assert not any(row[4] for row in stored), "quiet handoffs cut nobody off"
+        _assert_metrics_cover_every_stream(db_url, report, replies=turns)
 
         sessions = peer.sessions[first_session:]
         assert len(sessions) == report.streams
@@ -328,6 +344,8 @@ def test_beforeunload_in_the_middle_of_a_reply_hands_off_without_losing_the_turn
         # finishing it, the follow-up and its answer.
         assert roles_and_cuts == [("assistant", False), ("user", False), ("assistant", True),
                                   ("assistant", False), ("user", False), ("assistant", False)]
+        # The question (first stream) and the follow-up (second) were answered after speech_stopped.
+        _assert_metrics_cover_every_stream(db_url, report, replies=2)
         cut = stored[2]
         assert cut[2].startswith("[loopback] playing back your")
 

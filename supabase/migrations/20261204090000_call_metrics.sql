@@ -15,4 +15,5 @@ comment on column public.calls.metrics is
   'Per-turn latency and audio of the call as the bridge measured it: turns[] (turn, '
   'firstAudioSentMs, firstAudioPlayedMs, toolMs), first_audio_sent_p50_ms/_max_ms, '
   'first_audio_played_p50_ms/_max_ms, audio_in_ms, audio_out_ms, model. '
-  'Of the last stream when the call was handed off. Empty: written before the bridge measured.';
+  'Over all streams of a handed-off call (each resumed stream carries the earlier ones). '
+  'Empty: written before the bridge measured.';

@@ -39,7 +39,7 @@ import type { Role, TenantTool, ToolCallRow, ToolCallStatus, TurnRow } from "./s
 import { ToolCalls } from "./tool_calls.ts";
 import { capToolOutput, errorOutput } from "./tool_output.ts";
 import type { TwilioFrame } from "./twilio_frames.ts";
-import { type CallMetrics, TurnLatency, type TurnMeasurement } from "./turn_latency.ts";
+import { type CallMetrics, type CarriedMetrics, TurnLatency, type TurnMeasurement } from "./turn_latency.ts";
 // Caller audio kept while the model session is being set up: 10 s of Twilio's 20 ms frames (160
 // bytes of µ-law = 216 base64 characters each), ~108 KB. Setup normally takes well under 2 s; past
 // this the oldest audio goes first. Counted in characters, not frames: a peer sending oversized
@@ -79,6 +79,8 @@ export interface CallStarted {
   resume?: { turns: TurnRow[]; mode: ResumeMode; toolCalls?: ToolCallRow[] };
   /** Token usage of the call's earlier streams: the call row holds the call's total. */
   priorUsage?: Usage;
+  /** Turns and audio the call's earlier streams measured: the row's metrics cover the call. */
+  priorMetrics?: CarriedMetrics;
   /** When to hand the call to a fresh worker, on the clock tick() is fed with; none: never. */
   handoff?: HandoffSchedule;
   /** The tenant's tools (the session's `tools` lists the same names). */
@@ -217,6 +219,7 @@ export class CallBridge {
     this.#createsResponse = turnDetection.create_response !== false;
     for (const tool of call.tools ?? []) this.#tools.set(tool.name, tool);
     Object.assign(this.usage, call.priorUsage);
+    if (call.priorMetrics) this.#latency.continueFrom(call.priorMetrics);
     this.phase = "connecting";
   }
 

@@ -14,7 +14,7 @@ import { RESUME_PROMPT } from "./handoff.ts";
 import type { ClientEvent, ServerEvent } from "./realtime_events.ts";
 import { buildSessionConfig } from "./session_config.ts";
 import type { TenantTool, ToolCallRow, TurnRow } from "./store.ts";
-import type { TurnMeasurement } from "./turn_latency.ts";
+import { metricsFromRow, type TurnMeasurement } from "./turn_latency.ts";
 
 const CALL_SID = "CA0123456789abcdef0123456789abcdef";
 const TENANT = "7f2c1d7e-3a5b-4c1d-9e8f-0a1b2c3d4e5f";
@@ -79,10 +79,15 @@ class Recorder implements BridgeSink {
 }
 
 function newBridge(
-  { greeting = null, turnDetection = null, ...started }: {
-    greeting?: string | null;
-    turnDetection?: Record<string, unknown> | null;
-  } & Pick<CallStarted, "handoff" | "resume" | "firstSeq" | "priorUsage" | "tools"> = {},
+  { greeting = null, turnDetection = null, ...started }:
+    & {
+      greeting?: string | null;
+      turnDetection?: Record<string, unknown> | null;
+    }
+    & Pick<
+      CallStarted,
+      "handoff" | "resume" | "firstSeq" | "priorUsage" | "priorMetrics" | "tools"
+    > = {},
   bridgeOptions: Partial<BridgeOptions> = {},
 ) {
   const sink = new Recorder();
@@ -1185,4 +1190,39 @@ Deno.test("a reply is timed from speech_stopped to its first audio sent and firs
   assert.deepEqual([metrics.audio_in_ms, metrics.audio_out_ms], [100, 120]);
   assert.deepEqual([metrics.first_audio_sent_p50_ms, metrics.first_audio_played_max_ms], [310, 600]);
   assert.equal(metrics.turns.length, 1);
+});
+
+/** One stream of a call: `frames` of caller audio, then one reply whose first audio goes out
+ * `sentMs` after speech_stopped (120 ms of it) and whose first mark plays at `playedMs`. */
+function measuredStream(
+  { frames, sentMs, playedMs }: { frames: number; sentMs: number; playedMs: number },
+  priorMetrics?: CallStarted["priorMetrics"],
+) {
+  let now = 0;
+  const { sink, bridge } = liveBridge(priorMetrics ? { priorMetrics } : {}, { clock: () => now });
+  for (let i = 0; i < frames; i++) bridge.onTwilioFrame(media(audio(20)));
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_stopped", itemId: "item_u1" });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  now = sentMs;
+  bridge.onModelEvent(delta("item_a", 60));
+  bridge.onModelEvent(delta("item_a", 60));
+  now = playedMs;
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:120" });
+  bridge.onTwilioFrame({ event: "stop" });
+  return sink.outcomes[0].metrics;
+}
+
+Deno.test("a handed-off call's metrics cover all its streams: turns carried, audio summed, p50/max over both", () => {
+  const first = measuredStream({ frames: 5, sentMs: 310, playedMs: 600 });
+  // What the next stream's claim reads back from the row (jsonb).
+  const carried = metricsFromRow(JSON.parse(JSON.stringify(first)));
+  assert.ok(carried !== null);
+  const whole = measuredStream({ frames: 3, sentMs: 500, playedMs: 900 }, carried);
+  assert.deepEqual(whole.turns, [
+    { turn: 0, firstAudioSentMs: 310, firstAudioPlayedMs: 600, toolMs: 0 },
+    { turn: 1, firstAudioSentMs: 500, firstAudioPlayedMs: 900, toolMs: 0 },
+  ]);
+  assert.deepEqual([whole.audio_in_ms, whole.audio_out_ms], [100 + 60, 120 + 120]);
+  assert.deepEqual([whole.first_audio_sent_p50_ms, whole.first_audio_sent_max_ms], [405, 500]);
+  assert.deepEqual([whole.first_audio_played_p50_ms, whole.first_audio_played_max_ms], [750, 900]);
 });

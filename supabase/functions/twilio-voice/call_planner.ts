@@ -77,7 +77,10 @@ export function planClaim(stream: StreamCall, claim: ClaimResult): ClaimPlan {
 
 export interface CallPlan {
   /** What the bridge begins with; the session adds the stream's ids and the handoff schedule. */
-  call: Pick<CallStarted, "session" | "greeting" | "firstSeq" | "resume" | "priorUsage" | "tools">;
+  call: Pick<
+    CallStarted,
+    "session" | "greeting" | "firstSeq" | "resume" | "priorUsage" | "priorMetrics" | "tools"
+  >;
   /** The Realtime model to connect to. */
   model: string;
   warnings: PlanWarning[];
@@ -129,6 +132,7 @@ export function planCall(stream: StreamCall, found: StoreFindings, defaultModel:
       firstSeq: [...stored, ...storedCalls].reduce((next, row) => Math.max(next, row.seq + 1), 0),
       tools,
       priorUsage: resumed?.call.usage,
+      priorMetrics: resumed?.call.metrics,
     },
     model: agent?.model?.trim() || defaultModel,
     warnings,

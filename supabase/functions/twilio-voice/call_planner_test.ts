@@ -47,6 +47,7 @@ Deno.test("a first stream is greeted, numbers its turns from 0 and uses the tena
   assert.equal(plan.call.firstSeq, 0);
   assert.equal(plan.call.resume, undefined);
   assert.equal(plan.call.priorUsage, undefined);
+  assert.equal(plan.call.priorMetrics, undefined);
   assert.equal(plan.call.session.instructions, "You are Acme's receptionist.");
   assert.equal(plan.call.session.audio.output.voice, "cedar");
   assert.equal(plan.model, "gpt-realtime-mini");
@@ -110,12 +111,18 @@ Deno.test("a resumed stream is not greeted, restores the turns and continues num
     turn(3, "user", "  "),
     turn(2, "user", "Hours?"),
   ];
-  const plan = planCall(resumedStream, { ...ownNumber, resumed: { call: callRow, turns } }, DEFAULT_MODEL);
+  const metrics = { turns: [], audio_in_ms: 3000, audio_out_ms: 900 };
+  const plan = planCall(
+    resumedStream,
+    { ...ownNumber, resumed: { call: { ...callRow, metrics }, turns } },
+    DEFAULT_MODEL,
+  );
   assert.equal(plan.call.greeting, null, "it was greeted on its first stream");
   assert.equal(plan.call.firstSeq, 4, "after every stored turn, the blank one included");
   assert.equal(plan.call.resume?.mode, "reply");
   assert.deepEqual(plan.call.resume?.turns.map((row) => row.text), ["Hi", "Hello!", "Hours?"]);
   assert.deepEqual(plan.call.priorUsage, { input_tokens: 120, output_tokens: 40 });
+  assert.deepEqual(plan.call.priorMetrics, metrics, "the earlier streams' turns and audio");
 });
 
 Deno.test("a resumed stream with no stored turns starts at seq 0 with nothing to restore", () => {

@@ -2,7 +2,7 @@
 // deployed function, store_postgres.ts for local runs), chosen by TURN_STORE=rest|postgres.
 // Every write is idempotent so a retry after a lost reply never duplicates anything.
 
-import type { CallMetrics } from "./turn_latency.ts";
+import type { CallMetrics, CarriedMetrics } from "./turn_latency.ts";
 export type Role = "user" | "assistant";
 export type CallStatus = "in_progress" | "completed" | "failed" | "handed_off";
 
@@ -108,6 +108,9 @@ export interface CallRecord {
   transferOutcome?: TransferOutcome;
   /** Set on an outbound call (calls.direction): its signed per-call context, if any. */
   outbound?: { context: Record<string, unknown> | null };
+  /** What the streams so far measured (calls.metrics), when read and not empty: a resumed stream
+   * adds its own to it. */
+  metrics?: CarriedMetrics;
 }
 
 export interface TurnRow {
@@ -128,8 +131,8 @@ export interface CallEnd {
   endReason: string;
   /** Token usage summed over the call's model responses (input_tokens, output_tokens, ...). */
   usage: Record<string, number>;
-  /** This stream's per-turn latency and audio (calls.metrics, turn_latency.ts); kept as it was
-   * when absent. */
+  /** The call's per-turn latency and audio so far, earlier streams included (calls.metrics,
+   * turn_latency.ts); kept as it was when absent. */
   metrics?: CallMetrics;
   /** When the call ended; defaults to the time of the write. TurnStore stamps it at finish() so a
    * write retried after an outage still records the real end. For status handed_off this is the

@@ -181,7 +181,7 @@ class PostgresStoreBackend implements StoreBackend {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
         select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-               transfer_to, transfer_outcome, from_number, direction, outbound_context
+               transfer_to, transfer_outcome, from_number, direction, outbound_context, metrics
         from public.calls where call_sid = ${callSid}`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
@@ -226,7 +226,7 @@ class PostgresStoreBackend implements StoreBackend {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
         select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-               transfer_to, transfer_outcome, from_number, direction, outbound_context
+               transfer_to, transfer_outcome, from_number, direction, outbound_context, metrics
         from public.claim_call_stream(${callSid}, ${tenantId}::uuid, ${stream}::integer)`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
@@ -317,7 +317,7 @@ class PostgresStoreBackend implements StoreBackend {
         where call_sid = ${callSid} and status = 'completed' and transfer_to is not null
           and transfer_outcome is null
         returning call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-                  transfer_to, transfer_outcome, from_number, direction, outbound_context`;
+                  transfer_to, transfer_outcome, from_number, direction, outbound_context, metrics`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
   }

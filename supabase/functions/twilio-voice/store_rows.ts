@@ -13,6 +13,7 @@ import type {
   TurnRow,
 } from "./store.ts";
 import { StoreError } from "./store_errors.ts";
+import { metricsFromRow } from "./turn_latency.ts";
 
 export interface AgentDbRow {
   instructions: string | null;
@@ -39,10 +40,12 @@ export interface CallDbRow {
   from_number: string | null;
   direction?: string;
   outbound_context?: Record<string, unknown> | null;
+  /** jsonb: what the streams so far measured, checked by metricsFromRow. */
+  metrics: unknown;
 }
 
 export const CALL_COLUMNS = "call_sid,tenant_id,status,end_reason,handoff_count,usage,stream_seen_at," +
-  "transfer_to,transfer_outcome,from_number,direction,outbound_context";
+  "transfer_to,transfer_outcome,from_number,direction,outbound_context,metrics";
 
 export interface TurnDbRow {
   tenant_id: string;
@@ -82,6 +85,8 @@ export function callFromRow(row: CallDbRow): CallRecord {
   if (row.transfer_to) call.transferTo = row.transfer_to;
   if (row.transfer_outcome) call.transferOutcome = row.transfer_outcome as TransferOutcome;
   if (row.direction === "outbound") call.outbound = { context: row.outbound_context ?? null };
+  const metrics = metricsFromRow(row.metrics);
+  if (metrics !== null) call.metrics = metrics;
   return call;
 }
 

@@ -5,7 +5,7 @@
 // only through the clock given, so tests drive it by hand.
 
 export interface TurnMeasurement {
-  /** Position of the turn in this stream's measurements (0, 1, ...). */
+  /** Position of the turn in the call's measurements (0, 1, ...; a resumed stream continues). */
   turn: number;
   /** speech_stopped → first assistant audio sent to Twilio. */
   firstAudioSentMs: number;
@@ -30,7 +30,11 @@ export interface CallMetrics {
   model?: string | null;
 }
 
-/** At most this many turns are kept per stream: a long call must not grow the row without bound. */
+/** What a resumed stream carries over from the streams before it (the rest is derived again). */
+export type CarriedMetrics = Pick<CallMetrics, "turns" | "audio_in_ms" | "audio_out_ms">;
+
+/** At most this many turns are kept per call, over all its streams: a long call must not grow the
+ * row without bound. */
 export const MAX_MEASURED_TURNS = 500;
 
 interface OpenTurn {
@@ -44,11 +48,22 @@ interface OpenTurn {
 export class TurnLatency {
   readonly turns: TurnMeasurement[] = [];
   #open: OpenTurn | null = null;
+  /** Audio of the call's earlier streams (a handoff): the row holds the whole call's. */
+  #priorAudioInMs = 0;
+  #priorAudioOutMs = 0;
 
   constructor(
     private readonly now: () => number,
     private readonly onTurnMeasured: (turn: TurnMeasurement) => void = () => {},
   ) {}
+
+  /** This stream resumes a handed-off call: its earlier streams' turns and audio count too, so
+   * the row's figures cover the whole call and not only the last stream. */
+  continueFrom(prior: CarriedMetrics): void {
+    this.turns.push(...prior.turns.slice(0, MAX_MEASURED_TURNS - this.turns.length));
+    this.#priorAudioInMs += prior.audio_in_ms;
+    this.#priorAudioOutMs += prior.audio_out_ms;
+  }
 
   /** The caller stopped talking: a new turn starts (an earlier one still open is closed). */
   speechStopped(): void {
@@ -97,7 +112,8 @@ export class TurnLatency {
     this.onTurnMeasured(turn);
   }
 
-  /** The row's metrics for this stream, audio counts from the bridge's stats. */
+  /** The row's metrics: this stream's, after those of the streams it continues; audio counts
+   * from the bridge's stats. */
   metrics(audioInMs: number, audioOutMs: number): CallMetrics {
     const sent = this.turns.map((t) => t.firstAudioSentMs);
     const played = this.turns.flatMap((t) => t.firstAudioPlayedMs === null ? [] : [t.firstAudioPlayedMs]);
@@ -107,10 +123,35 @@ export class TurnLatency {
       first_audio_sent_max_ms: sent.length ? Math.max(...sent) : null,
       first_audio_played_p50_ms: median(played),
       first_audio_played_max_ms: played.length ? Math.max(...played) : null,
-      audio_in_ms: Math.round(audioInMs),
-      audio_out_ms: Math.round(audioOutMs),
+      audio_in_ms: Math.round(this.#priorAudioInMs + audioInMs),
+      audio_out_ms: Math.round(this.#priorAudioOutMs + audioOutMs),
     };
   }
+}
+
+/** The metrics an earlier stream left on the call row (jsonb), checked field by field: a row
+ * written before the bridge measured holds {}, and a turn that is not well formed is left out
+ * rather than trusted into a median. Null when there is nothing to carry. */
+export function metricsFromRow(raw: unknown): CarriedMetrics | null {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return null;
+  const row = raw as Record<string, unknown>;
+  const turns = (Array.isArray(row.turns) ? row.turns : []).filter(isTurn).slice(0, MAX_MEASURED_TURNS);
+  const audioIn = msOrZero(row.audio_in_ms);
+  const audioOut = msOrZero(row.audio_out_ms);
+  if (turns.length === 0 && audioIn === 0 && audioOut === 0) return null;
+  return { turns: turns.map((t, turn) => ({ ...t, turn })), audio_in_ms: audioIn, audio_out_ms: audioOut };
+}
+
+function msOrZero(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : 0;
+}
+
+function isTurn(value: unknown): value is TurnMeasurement {
+  if (typeof value !== "object" || value === null) return false;
+  const t = value as Record<string, unknown>;
+  const isMs = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  return isMs(t.firstAudioSentMs) && (t.firstAudioPlayedMs === null || isMs(t.firstAudioPlayedMs)) &&
+    isMs(t.toolMs);
 }
 
 /** The median (mean of the middle two for an even count); null for none. */

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { MAX_MEASURED_TURNS, median, TurnLatency, type TurnMeasurement } from "./turn_latency.ts";
+import {
+  MAX_MEASURED_TURNS,
+  median,
+  metricsFromRow,
+  TurnLatency,
+  type TurnMeasurement,
+} from "./turn_latency.ts";
 
 function clocked() {
   let now = 0;
@@ -80,4 +86,49 @@ Deno.test("median of odd, even and empty lists", () => {
   assert.deepEqual(median([]), null);
   assert.deepEqual(median([3, 1, 2]), 2);
   assert.deepEqual(median([4, 1, 3, 2]), 2.5);
+});
+
+Deno.test("a resumed stream continues the call's turns and audio; the cap holds over all streams", () => {
+  const earlier = (count: number) =>
+    Array.from(
+      { length: count },
+      (_, turn) => ({ turn, firstAudioSentMs: 200, firstAudioPlayedMs: 400, toolMs: 0 }),
+    );
+  const { latency, seen, at } = clocked();
+  latency.continueFrom({ turns: earlier(2), audio_in_ms: 1000, audio_out_ms: 300 });
+  latency.speechStopped();
+  at(600);
+  latency.audioSent();
+  latency.finish();
+  assert.deepEqual(seen, [{ turn: 2, firstAudioSentMs: 600, firstAudioPlayedMs: null, toolMs: 0 }]);
+  const metrics = latency.metrics(500, 100);
+  assert.deepEqual([metrics.audio_in_ms, metrics.audio_out_ms], [1500, 400]);
+  assert.deepEqual([metrics.first_audio_sent_p50_ms, metrics.first_audio_sent_max_ms], [200, 600]);
+
+  const full = clocked();
+  full.latency.continueFrom({ turns: earlier(MAX_MEASURED_TURNS), audio_in_ms: 0, audio_out_ms: 0 });
+  full.latency.speechStopped();
+  full.latency.audioSent();
+  full.latency.finish();
+  assert.deepEqual(full.seen, [], "no room left: the stream's turn is not kept");
+  assert.deepEqual(full.latency.metrics(20, 0).turns.length, MAX_MEASURED_TURNS);
+});
+
+Deno.test("metricsFromRow: {} carries nothing; malformed turns and negative audio are left out", () => {
+  assert.deepEqual(metricsFromRow({}), null);
+  assert.deepEqual(metricsFromRow(null), null);
+  assert.deepEqual(metricsFromRow([1]), null);
+  const good = { turn: 7, firstAudioSentMs: 300, firstAudioPlayedMs: null, toolMs: 40 };
+  assert.deepEqual(
+    metricsFromRow({
+      turns: [{ firstAudioSentMs: -1, firstAudioPlayedMs: null, toolMs: 0 }, "x", good],
+      audio_in_ms: 800,
+      audio_out_ms: -5,
+    }),
+    { turns: [{ ...good, turn: 0 }], audio_in_ms: 800, audio_out_ms: 0 },
+  );
+  assert.deepEqual(
+    metricsFromRow({ turns: Array.from({ length: MAX_MEASURED_TURNS + 2 }, () => good) })?.turns.length,
+    MAX_MEASURED_TURNS,
+  );
 });

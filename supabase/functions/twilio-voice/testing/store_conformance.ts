@@ -333,6 +333,35 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
     },
   );
 
+  backendTest(
+    "a resume's claim carries the metrics of the streams before it; malformed turns are left out",
+    async (backend) => {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+      await backend.claimCallStream(callSid, tenant.tenantId, 0);
+      const first = { turn: 0, firstAudioSentMs: 300, firstAudioPlayedMs: 700, toolMs: 0 };
+      await backend.finishCall({
+        callSid,
+        status: "handed_off",
+        endReason: "handoff:quiet:listen",
+        usage: {},
+        metrics: {
+          turns: [first, { turn: 1, firstAudioSentMs: "fast" } as unknown as typeof first],
+          first_audio_sent_p50_ms: 300,
+          first_audio_sent_max_ms: 300,
+          first_audio_played_p50_ms: 700,
+          first_audio_played_max_ms: 700,
+          audio_in_ms: 4000,
+          audio_out_ms: 1500,
+          model: "gpt-realtime",
+        },
+      });
+      const carried = { turns: [first], audio_in_ms: 4000, audio_out_ms: 1500 };
+      assertEquals((await backend.claimCallStream(callSid, tenant.tenantId, 1))?.metrics, carried);
+      assertEquals((await backend.getCall(callSid))?.metrics, carried);
+    },
+  );
+
   backendTest("no stream claims a call that has ended", async (backend) => {
     const tenant = await withAdmin((sql) => seedTenant(sql));
     const callSid = await withAdmin((sql) => seedCall(sql, tenant));
