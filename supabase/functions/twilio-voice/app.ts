@@ -26,6 +26,7 @@ import {
 } from "./stream_contract.ts";
 import { TRANSFER_UNANSWERED_REASON } from "./handoff.ts";
 import { readCappedText } from "./request_body.ts";
+import { createDialEndpoint, DIAL_QUERY } from "./dial_api.ts";
 import { answeredByMachine, contextFromUrl, isOutbound, machineTwiml, tenantNumber } from "./outbound.ts";
 import {
   CALL_STATUS_QUERY,
@@ -94,6 +95,8 @@ export interface AppDeps {
   sweepIntervalMs?: number;
   /** Runs tenants' http and sql tools (tool_runner.ts); absent: a tool call answers an error. */
   runTool?: CallSessionDeps["runTool"];
+  /** Reaches Twilio's REST API for the dial endpoint; absent: the global fetch. */
+  fetch?: typeof fetch;
 }
 
 export interface App {
@@ -114,6 +117,17 @@ export function createApp(deps: AppDeps): App {
   };
 
   const unixNow = deps.unixNow ?? (() => Math.floor(Date.now() / 1000));
+  // A tenant's backend placing a call (service-role bearer, not a Twilio signature): dial_api.ts.
+  const dial = createDialEndpoint({
+    publicUrl: config.publicUrl,
+    serviceRoleKey: config.supabaseServiceRoleKey,
+    twilioAccountSid: config.twilioAccountSid,
+    twilioAuthToken: config.twilioAuthToken,
+    twilioApiUrl: config.twilioApiUrl,
+    store,
+    log,
+    fetch: deps.fetch,
+  });
 
   const rememberOutcome = (outcome: StreamOutcome) => {
     if (outcome.callSid === null || outcome.stream === null) return;
@@ -363,6 +377,7 @@ export function createApp(deps: AppDeps): App {
         return Response.json({ name: "twilio-voice", status: "ok" });
       }
       if (request.method !== "POST") return text(405, "method not allowed");
+      if (url.search === `?${DIAL_QUERY}`) return await dial(request);
       const form = await readSignedForm(request);
       if (form instanceof Response) return form;
       const params = new Map(form);

@@ -88,6 +88,8 @@ export interface OutboundSettings {
   outboundGreeting: string;
   voicemailAction: "hang_up" | "message";
   voicemailMessage: string;
+  /** Record the tenant's calls (tenant_agents.record_calls; off by default: consent). */
+  recordCalls: boolean;
 }
 
 export interface CallRecord {

@@ -331,7 +331,7 @@ class PostgresStoreBackend implements StoreBackend {
   outboundSettings(tenantId: string): Promise<OutboundSettings> {
     return this.#run(async () => {
       const [row] = await this.#sql<OutboundDbRow[]>`
-        select outbound_greeting, voicemail_action, voicemail_message
+        select outbound_greeting, voicemail_action, voicemail_message, record_calls
         from public.tenant_agents where tenant_id = ${tenantId}`;
       return outboundFromRow(row);
     });

@@ -237,7 +237,7 @@ class RestStoreBackend implements StoreBackend {
 
   async outboundSettings(tenantId: string): Promise<OutboundSettings> {
     const { data, error, status } = await this.#client.from("tenant_agents")
-      .select("outbound_greeting,voicemail_action,voicemail_message").eq("tenant_id", tenantId)
+      .select("outbound_greeting,voicemail_action,voicemail_message,record_calls").eq("tenant_id", tenantId)
       .maybeSingle<OutboundDbRow>();
     if (error) throw storeErrorFromPostgrest(status, error);
     return outboundFromRow(data ?? undefined);

@@ -51,16 +51,18 @@ export function registerCallStatusStoreConformance(backendTest: BackendTest): vo
       outboundGreeting: "",
       voicemailAction: "hang_up",
       voicemailMessage: "",
+      recordCalls: false,
     });
     const set = await withAdmin((sql) => seedTenant(sql));
     await withAdmin((sql) =>
-      sql`insert into public.tenant_agents (tenant_id, outbound_greeting, voicemail_action, voicemail_message)
-          values (${set.tenantId}, 'Hello from Ada', 'message', 'Please call us back')`
+      sql`insert into public.tenant_agents (tenant_id, outbound_greeting, voicemail_action, voicemail_message, record_calls)
+          values (${set.tenantId}, 'Hello from Ada', 'message', 'Please call us back', true)`
     );
     assertEquals(await backend.outboundSettings(set.tenantId), {
       outboundGreeting: "Hello from Ada",
       voicemailAction: "message",
       voicemailMessage: "Please call us back",
+      recordCalls: true,
     });
   });
 }
