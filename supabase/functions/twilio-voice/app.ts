@@ -37,7 +37,14 @@ import {
 } from "./call_status.ts";
 import type { TurnStore } from "./turn_store.ts";
 import { isValidSignature, type Param } from "./twilio_signature.ts";
-import { apologyTwiml, dialTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
+import {
+  apologyTwiml,
+  dialTwiml,
+  hangUpTwiml,
+  notInServiceTwiml,
+  startingRecording,
+  twimlResponse,
+} from "./twiml.ts";
 
 // Supabase hands the function `/twilio-voice...`; `supabase functions serve` and plain Deno behind
 // the local gateway see `/functions/v1/twilio-voice...`.
@@ -215,9 +222,15 @@ export function createApp(deps: AppDeps): App {
         });
         return twimlResponse(hangUpTwiml());
       }
-      callLog.info("call.answered", { tenant_id: owner.tenantId, outbound });
+      // An outbound call was recorded from its creation (Record=true, dial_api.ts and supactl
+      // dial); an inbound one starts recording here, once: a resumed stream's call goes on recording.
+      const record = !outbound && (await store.outboundSettings(owner.tenantId)).recordCalls;
+      callLog.info("call.answered", { tenant_id: owner.tenantId, outbound, record });
       // The stream finds its agent by the tenant's number, so an outbound call gets its tenant's.
-      return await streamResponse({ callSid, tenantId: owner.tenantId, toNumber: ownNumber, resume: null });
+      const call = { callSid, tenantId: owner.tenantId, toNumber: ownNumber, resume: null };
+      if (!record) return await streamResponse(call);
+      const twiml = await signedStreamTwiml(config.twilioAuthToken, streamTargets, call, unixNow());
+      return twimlResponse(startingRecording(twiml, `${config.publicUrl}?${RECORDING_STATUS_QUERY}`));
     } catch (error) {
       callLog.error("call.answer_failed", { message: errorMessage(error) });
       return twimlResponse(apologyTwiml());
