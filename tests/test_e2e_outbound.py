@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import secrets
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from supactl.cloud import outbound
 from supactl.cloud.twilio_api import TwilioClient
 from supactl.database.connection import connect
-from supactl.simulator.simulated_call import CallOptions, CallReport, place_call_async
+from supactl.simulator.simulated_call import CallOptions, place_call_async
 from supactl.simulator.twiml import Recording
 from supactl.twilio_signature import sign
 from tests.attack_support import (TURN_DETECTION, FunctionUnderAttack, add_tenant_number,
@@ -64,32 +63,19 @@ def dial(twilio: TwilioContractServer, function: FunctionUnderAttack, number: st
     return twilio.calls_api.calls[sid]
 
 
-def answer(call: dict, answered_by: str | None = None) -> CallReport:
-    """The callee picks up: Twilio requests the call's Url as it was created, signed."""
-    parameters = call["parameters"]
-    options = CallOptions(function_url=parameters["Url"], auth_token=AUTH_TOKEN, from_number=call["from"],
-                          to_number=call["to"], account_sid=call["account_sid"], call_sid=call["sid"],
-                          direction="outbound-api", answered_by=answered_by)
-    return asyncio.run(place_call_async(options, short_call_script()))
-
-
-def status_callback(call: dict, status: str, sequence: int, *, duration: int | None = None,
-                    token: str = AUTH_TOKEN) -> httpx.Response:
+def forged_status_callback(call: dict) -> httpx.Response:
     url = call["parameters"]["StatusCallback"]
-    params = {"AccountSid": call["account_sid"], "ApiVersion": "2010-04-01", "CallSid": call["sid"],
-              "CallStatus": status, "Direction": "outbound-api", "From": call["from"], "To": call["to"],
-              "CallbackSource": "call-progress-events", "SequenceNumber": str(sequence)}
-    if duration is not None:
-        params["CallDuration"] = str(duration)
-    return httpx.post(url, data=params, timeout=10, headers={"X-Twilio-Signature": sign(token, url, params)})
+    params = {"AccountSid": call["account_sid"], "CallSid": call["sid"], "CallStatus": "busy",
+              "Direction": "outbound-api", "From": call["from"], "To": call["to"]}
+    return httpx.post(url, data=params, timeout=10, headers={"X-Twilio-Signature": sign("0" * 32, url, params)})
 
 
 def call_row(db_url: str, call_sid: str) -> dict:
     with connect(db_url) as conn:
-        row = conn.execute("select tenant_id::text, direction, twilio_status, twilio_duration_s from calls"
+        row = conn.execute("select tenant_id::text, direction, twilio_status, twilio_duration_s, answered_by from calls"
                            " where call_sid = %s", (call_sid,)).fetchone()
     assert row is not None, f"no row for {call_sid}"
-    return dict(zip(("tenant_id", "direction", "twilio_status", "twilio_duration_s"), row))
+    return dict(zip(("tenant_id", "direction", "twilio_status", "twilio_duration_s", "answered_by"), row))
 
 
 def test_the_callee_hears_the_outbound_greeting_first_with_the_context_in_the_instructions(
@@ -97,7 +83,7 @@ def test_the_callee_hears_the_outbound_greeting_first_with_the_context_in_the_in
     owner = tenant(db_url, twilio, "+14155550301")
     call = dial(twilio, function, "+14155550301", context={"order": "A-17"}, machine_detection=True)
     sessions_before = len(peer.sessions)
-    report = answer(call, answered_by="human")
+    report = twilio.answer_call(call["sid"], short_call_script(), answered_by="human")
     assert report.ended_by == "caller", report
     session = peer.sessions[sessions_before]
     instructions = session.client_events("session.update")[0]["session"]["instructions"]
@@ -109,15 +95,13 @@ def test_the_callee_hears_the_outbound_greeting_first_with_the_context_in_the_in
     assert OUTBOUND_GREETING in before_audio and "Inbound greeting" not in before_audio
 
     # Twilio's callbacks, in any order and each retried: the row ends completed with the duration.
-    events = [("initiated", None), ("ringing", None), ("in-progress", None), ("completed", 7)]
-    deliveries = [(status, duration, seq) for seq, (status, duration) in enumerate(events)] * 2
-    random.Random(13).shuffle(deliveries)
-    for status, duration, sequence in deliveries:
-        assert status_callback(call, status, sequence, duration=duration).status_code == 204
+    statuses = twilio.deliver_status_callbacks(call["sid"], duration=7, seed=13, answered_by="human")
+    assert statuses == [204] * 8, statuses
     row = call_row(db_url, call["sid"])
-    assert row == {"tenant_id": owner, "direction": "outbound", "twilio_status": "completed", "twilio_duration_s": 7}
+    assert row == {"tenant_id": owner, "direction": "outbound", "twilio_status": "completed",
+                   "twilio_duration_s": 7, "answered_by": "human"}
 
-    forged = status_callback(call, "busy", 9, token="not-the-auth-token")
+    forged = forged_status_callback(call)
     assert forged.status_code == 403
     assert call_row(db_url, call["sid"])["twilio_status"] == "completed"
 
@@ -128,7 +112,7 @@ def test_an_answering_machine_gets_what_the_tenant_set(function, twilio, peer, d
     owner = tenant(db_url, twilio, number, voicemail_action=action, voicemail_message=VOICEMAIL)
     call = dial(twilio, function, number, machine_detection=True)
     sessions_before = len(peer.sessions)
-    report = answer(call, answered_by="machine_start")
+    report = twilio.answer_call(call["sid"], short_call_script(), answered_by="machine_start")
     assert report.says == says
     assert report.ended_by == "function" and report.streams == 0
     assert len(peer.sessions) == sessions_before, "no model session for a machine"
