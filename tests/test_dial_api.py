@@ -156,3 +156,26 @@ def test_not_json_is_400(function, twilio):
     response = dial(function, None, content=b"to=+14155550199")
     assert response.status_code == 400 and "not JSON" in response.json()["error"]
     assert calls_api_posts(twilio) == posts
+
+
+def test_without_from_the_tenants_first_number_calls(function, twilio, db_url):
+    tenant, number = tenant_with_number(db_url, twilio)
+    lower = "+1415550" + number[-4:]  # sorts before the +1415556… numbers of this module
+    twilio.add_number(lower)
+    with connect(db_url, autocommit=True) as conn:
+        tenants.add_number(conn, lower, tenant)
+    response = dial(function, {"to": CALLEE, "tenant": tenant})
+    assert response.status_code == 201, response.text
+    assert response.json()["from"] == lower
+    assert twilio.calls_api.calls[response.json()["call_sid"]]["from"] == lower
+
+
+def test_a_tenant_without_numbers_or_a_tenant_that_is_not_an_id_is_refused_before_twilio(function, twilio, db_url):
+    with connect(db_url, autocommit=True) as conn:
+        bare = tenants.add_tenant(conn, "dial-api-no-numbers").id
+    posts = calls_api_posts(twilio)
+    response = dial(function, {"to": CALLEE, "tenant": str(bare)})
+    assert response.status_code == 422 and "has no phone number" in response.json()["error"]
+    response = dial(function, {"to": CALLEE, "tenant": "acme"})
+    assert response.status_code == 400 and "tenant must be the tenant's id" in response.json()["error"]
+    assert calls_api_posts(twilio) == posts

@@ -23,12 +23,14 @@ const BODY_TIMEOUT_MS = 10_000;
 // Twilio answers a call creation in well under a second; a hung API must not hold the worker.
 const TWILIO_TIMEOUT_MS = 15_000;
 const E164 = /^\+[1-9][0-9]{1,14}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DIAL_FIELDS = new Set(["to", "tenant", "from", "context", "machine_detection"]);
 
 export interface DialRequest {
   to: string;
   tenant: string;
-  from: string;
+  /** null: the tenant's first number (phone_number order), as supactl dial defaults. */
+  from: string | null;
   context: Record<string, unknown> | null;
   machineDetection: boolean;
 }
@@ -50,12 +52,13 @@ export function parseDialRequest(body: unknown): DialCheck {
   }
   for (const name of ["to", "from"]) {
     const value = fields[name];
+    if (name === "from" && (value === undefined || value === null)) continue;
     if (typeof value !== "string" || !E164.test(value)) {
       return { ok: false, problem: `${name} must be an E.164 number, e.g. +14155550123` };
     }
   }
-  if (typeof fields.tenant !== "string" || fields.tenant === "") {
-    return { ok: false, problem: "tenant must be the tenant's id" };
+  if (typeof fields.tenant !== "string" || !UUID.test(fields.tenant)) {
+    return { ok: false, problem: "tenant must be the tenant's id (a UUID: supactl tenants list)" };
   }
   const context = fields.context ?? null;
   if (context !== null) {
@@ -74,7 +77,7 @@ export function parseDialRequest(body: unknown): DialCheck {
     ok: true,
     value: {
       to: fields.to as string,
-      from: fields.from as string,
+      from: (fields.from as string | undefined) ?? null,
       tenant: fields.tenant,
       context: context as Record<string, unknown> | null,
       machineDetection,
@@ -158,7 +161,7 @@ export interface DialDeps {
   twilioAccountSid: string | null;
   twilioAuthToken: string;
   twilioApiUrl: string;
-  store: Pick<StoreBackend, "findNumberOwner" | "outboundSettings">;
+  store: Pick<StoreBackend, "findNumberOwner" | "outboundSettings" | "tenantNumbers">;
   log: Logger;
   fetch?: typeof fetch;
 }
@@ -194,14 +197,20 @@ export function createDialEndpoint(deps: DialDeps): (request: Request) => Promis
     const dial = checked.value;
     try {
       // The function finds an outbound call's tenant by its From: it must be this tenant's.
-      const owner = await deps.store.findNumberOwner(dial.from);
-      if (owner === null || owner.tenantId !== dial.tenant) {
-        return problem(422, `${dial.from} is not a number of tenant ${dial.tenant}`);
+      let from = dial.from;
+      if (from === null) {
+        from = (await deps.store.tenantNumbers(dial.tenant))[0] ?? null;
+        if (from === null) return problem(422, `tenant ${dial.tenant} has no phone number to call from`);
+      } else {
+        const owner = await deps.store.findNumberOwner(from);
+        if (owner === null || owner.tenantId !== dial.tenant) {
+          return problem(422, `${from} is not a number of tenant ${dial.tenant}`);
+        }
       }
       const settings = await deps.store.outboundSettings(dial.tenant);
       const form = dialForm({
         to: dial.to,
-        from: dial.from,
+        from,
         functionUrl: deps.publicUrl,
         context: dial.context,
         machineDetection: dial.machineDetection,
@@ -237,7 +246,7 @@ export function createDialEndpoint(deps: DialDeps): (request: Request) => Promis
           call_sid: String(answer.sid),
           status: answer.status,
           to: dial.to,
-          from: dial.from,
+          from,
           tenant: dial.tenant,
         },
         { status: 201 },

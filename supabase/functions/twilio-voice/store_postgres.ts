@@ -337,6 +337,15 @@ class PostgresStoreBackend implements StoreBackend {
     });
   }
 
+  tenantNumbers(tenantId: string): Promise<string[]> {
+    return this.#run(async () => {
+      const rows = await this.#sql<{ phone_number: string }[]>`
+        select phone_number from public.tenant_phone_numbers where tenant_id = ${tenantId}
+        order by phone_number`;
+      return rows.map((row) => row.phone_number);
+    });
+  }
+
   recordRecording(update: RecordingStatus): Promise<boolean> {
     return this.#run(async () => {
       const [row] = await this.#sql<{ written: boolean }[]>`

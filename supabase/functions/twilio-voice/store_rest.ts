@@ -243,6 +243,13 @@ class RestStoreBackend implements StoreBackend {
     return outboundFromRow(data ?? undefined);
   }
 
+  async tenantNumbers(tenantId: string): Promise<string[]> {
+    const { data, error, status } = await this.#client.from("tenant_phone_numbers").select("phone_number")
+      .eq("tenant_id", tenantId).order("phone_number").returns<{ phone_number: string }[]>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return (data ?? []).map((row) => row.phone_number);
+  }
+
   async recordRecording(update: RecordingStatus): Promise<boolean> {
     const { data, error, status } = await this.#client.rpc("record_call_recording", {
       p_call_sid: update.callSid,
