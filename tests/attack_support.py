@@ -87,8 +87,9 @@ class FunctionUnderAttack(FunctionProcess):
     (FunctionProcess of the handoff tests sets one of 10 s); `pid` is Deno itself."""
 
     # Not super().__init__: its environment is the handoff tests' (their auth token, a 10 s wall clock).
-    def __init__(self, db_url: str, realtime_url: str) -> None:
-        self.port = _free_port()
+    def __init__(self, db_url: str, realtime_url: str, *, port: int | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.port = port or _free_port()
         self.public_url = f"http://127.0.0.1:{self.port}/functions/v1/twilio-voice"
         self.stream_url = self.public_url.replace("http://", "ws://")
         env = deno_env({
@@ -98,6 +99,7 @@ class FunctionUnderAttack(FunctionProcess):
         })
         for name in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "OPENAI_REALTIME_MODEL", "WALL_CLOCK_LIMIT_S"):
             env.pop(name, None)
+        env.update(extra_env or {})
         self.lines: list[dict] = []
         command = [str(deno_binary()), "run", "-A", "--no-prompt", "--config", str(FUNCTION_DIR / "deno.json"),
                    str(FUNCTION_DIR / "index.ts")]

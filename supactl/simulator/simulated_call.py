@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from supactl.errors import SupactlError
 from supactl.simulator import audio
 from supactl.simulator.call_script import Caller, Hearing, HangUp, Step, default_script
-from supactl.simulator.twiml import StreamConnect, Twiml, parse_twiml
+from supactl.simulator.twiml import Recording, StreamConnect, Twiml, parse_twiml
 from supactl.twilio_signature import sign
 
 API_VERSION = "2010-04-01"
@@ -52,6 +52,10 @@ class CallOptions:
     log: Callable[[str], None] | None = None
     # What the person a transfer dials does: one of DIAL_OUTCOMES (Twilio's DialCallStatus).
     transfer_outcome: str = "completed"
+    # An outbound call (Twilio's Calls API placed it): Direction outbound-api, From the tenant's
+    # number, function_url the call's Url as created; answered_by when MachineDetection was asked.
+    direction: str = "inbound"
+    answered_by: str | None = None
 
 
 @dataclass
@@ -73,6 +77,7 @@ class CallReport:
     latencies_ms: list[float] = field(default_factory=list)
     handoffs: list[Handoff] = field(default_factory=list)
     says: list[str] = field(default_factory=list)
+    recordings: list[Recording] = field(default_factory=list)  # <Start><Recording>s the call was given
     ended_by: str = ""  # "caller" | "function" | "transfer" (the call went on with the dialed person)
     transfers: list[dict[str, Any]] = field(default_factory=list)  # to, caller_id, outcome
     protocol_errors: list[str] = field(default_factory=list)
@@ -103,12 +108,16 @@ def dial_status_params(outcome: str) -> dict[str, str]:
 
 
 def twilio_call_params(options: CallOptions, status: str) -> dict[str, str]:
-    """The standard parameters Twilio posts to a voice URL for an inbound call."""
-    return {
+    """The standard parameters Twilio posts to a voice URL for the call (inbound unless the options
+    say outbound-api), with AnsweredBy when machine detection answered."""
+    params = {
         "AccountSid": options.account_sid, "ApiVersion": API_VERSION, "CallSid": options.call_sid,
         "CallStatus": status, "Called": options.to_number, "Caller": options.from_number,
-        "Direction": "inbound", "From": options.from_number, "To": options.to_number,
+        "Direction": options.direction, "From": options.from_number, "To": options.to_number,
     }
+    if options.answered_by is not None:
+        params["AnsweredBy"] = options.answered_by
+    return params
 
 
 class PlayoutQueue:
@@ -338,6 +347,7 @@ async def place_call_async(options: CallOptions, script: list[Step] | None = Non
         last_audio: float | None = None
         while True:
             report.says += twiml.says
+            report.recordings += twiml.recordings
             if twiml.dial is not None:
                 # A transfer: the simulated person answers (or not) as the options say.
                 outcome = options.transfer_outcome

@@ -40,15 +40,24 @@ class DialNumber:
 
 
 @dataclass
+class Recording:
+    """<Start><Recording>: Twilio records the call from here on and posts the recording's status."""
+
+    channels: str = "mono"
+    status_callback: str | None = None  # absolute
+
+
+@dataclass
 class Twiml:
     says: list[str] = field(default_factory=list)
     connect: StreamConnect | None = None
     dial: DialNumber | None = None
     hangup: bool = False
     verbs: list[str] = field(default_factory=list)
+    recordings: list[Recording] = field(default_factory=list)
 
 
-_KNOWN_VERBS = {"Connect", "Say", "Pause", "Hangup", "Reject", "Dial"}
+_KNOWN_VERBS = {"Connect", "Say", "Pause", "Hangup", "Reject", "Dial", "Start"}
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
 
@@ -76,7 +85,23 @@ def parse_twiml(text: str, request_url: str) -> Twiml:
             twiml.connect = _connect(verb, request_url)
         elif verb.tag == "Dial":
             twiml.dial = _dial(verb, request_url)
+        elif verb.tag == "Start":
+            twiml.recordings += _start_recordings(verb, request_url)
     return twiml
+
+
+def _start_recordings(verb: ET.Element, request_url: str) -> list[Recording]:
+    """<Start> holds <Recording> (or <Stream>/<Siprec>, which the simulator does not run)."""
+    recordings = []
+    for child in verb:
+        if child.tag != "Recording":
+            raise TwimlError(f"the simulator does not understand <Start><{child.tag}>")
+        channels = child.get("channels", "mono")
+        if channels not in ("mono", "dual"):
+            raise TwimlError(f"<Recording channels> must be mono or dual, not {channels!r}")
+        callback = child.get("recordingStatusCallback")
+        recordings.append(Recording(channels, urljoin(request_url, callback) if callback else None))
+    return recordings
 
 
 def _dial(verb: ET.Element, request_url: str) -> DialNumber:

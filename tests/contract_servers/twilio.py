@@ -126,6 +126,43 @@ class TwilioContractServer(LocalHttpServer):
         self._page_tokens: set[str] = set()
         self.calls_api = CallsApi(self.account_sid, {n["phone_number"] for n in self.numbers.values()})
 
+    # -- playing the callee of a created call (as Twilio's voice engine would) ------------------
+    def answer_call(self, sid: str, script: list, *, answered_by: str | None = None) -> Any:
+        """The callee picks up: the call's Url is requested exactly as it was created, signed with the
+        account's token (Direction outbound-api; AnsweredBy only when MachineDetection was asked), and
+        the stream runs in the project's simulator. Returns its CallReport."""
+        import asyncio
+
+        from supactl.simulator.simulated_call import CallOptions, place_call_async
+
+        call = self.calls_api.calls[sid]
+        parameters = call["parameters"]
+        if answered_by is not None and "MachineDetection" not in parameters:
+            raise ValueError("Twilio sends AnsweredBy only for a call created with MachineDetection")
+        options = CallOptions(function_url=parameters["Url"], auth_token=self.auth_token, from_number=call["from"],
+                              to_number=call["to"], account_sid=self.account_sid, call_sid=sid,
+                              direction="outbound-api", answered_by=answered_by)
+        return asyncio.run(place_call_async(options, script))
+
+    def deliver_status_callbacks(self, sid: str, *, duration: int, seed: int, copies: int = 2,
+                                 final: str = "completed", answered_by: str | None = None) -> list[int]:
+        """The call's StatusCallback requests, signed as Twilio signs them, in a shuffled order and
+        each sent `copies` times (Twilio retries; order is not guaranteed). The HTTP statuses."""
+        import random
+
+        import httpx
+
+        from supactl.twilio_signature import sign
+
+        self.calls_api.finish(sid, final, duration=duration, answered_by=answered_by)
+        url = self.calls_api.calls[sid]["parameters"]["StatusCallback"]
+        forms = self.calls_api.status_forms(sid, final, duration=duration, answered_by=answered_by) * copies
+        random.Random(seed).shuffle(forms)
+        return [httpx.post(url, content=urlencode(form), timeout=10,
+                           headers={"X-Twilio-Signature": sign(self.auth_token, url, form),
+                                    "content-type": "application/x-www-form-urlencoded"}).status_code
+                for form in forms]
+
     # -- test controls ---------------------------------------------------------------------
     def add_api_key(self) -> tuple[str, str]:
         key, secret = _sid("SK"), secrets.token_hex(16)

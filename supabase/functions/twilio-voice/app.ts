@@ -28,6 +28,7 @@ import { DRAIN_REASON, TRANSFER_UNANSWERED_REASON } from "./handoff.ts";
 import { createVoiceMetrics, handoffMetricTrigger, type VoiceMetrics } from "./metrics.ts";
 import { createOpsEndpoints } from "./ops_endpoints.ts";
 import { readCappedText } from "./request_body.ts";
+import { createDialEndpoint, DIAL_QUERY } from "./dial_api.ts";
 import { answeredByMachine, contextFromUrl, isOutbound, machineTwiml, tenantNumber } from "./outbound.ts";
 import {
   CALL_STATUS_QUERY,
@@ -38,7 +39,14 @@ import {
 } from "./call_status.ts";
 import type { TurnStore } from "./turn_store.ts";
 import { isValidSignature, type Param } from "./twilio_signature.ts";
-import { apologyTwiml, dialTwiml, hangUpTwiml, notInServiceTwiml, twimlResponse } from "./twiml.ts";
+import {
+  apologyTwiml,
+  dialTwiml,
+  hangUpTwiml,
+  notInServiceTwiml,
+  startingRecording,
+  twimlResponse,
+} from "./twiml.ts";
 
 // Supabase hands the function `/twilio-voice...`; `supabase functions serve` and plain Deno behind
 // the local gateway see `/functions/v1/twilio-voice...`.
@@ -100,6 +108,8 @@ export interface AppDeps {
   turnStoreCounts?: () => { pending: number; dropped: number };
   /** True on Supabase's Edge Runtime (/metrics only with METRICS_TOKEN there). */
   onEdge?: boolean;
+  /** Reaches Twilio's REST API for the dial endpoint; absent: the global fetch. */
+  fetch?: typeof fetch;
 }
 
 export interface App {
@@ -144,6 +154,17 @@ export function createApp(deps: AppDeps): App {
   };
 
   const unixNow = deps.unixNow ?? (() => Math.floor(Date.now() / 1000));
+  // A tenant's backend placing a call (service-role bearer, not a Twilio signature): dial_api.ts.
+  const dial = createDialEndpoint({
+    publicUrl: config.publicUrl,
+    serviceRoleKey: config.supabaseServiceRoleKey,
+    twilioAccountSid: config.twilioAccountSid,
+    twilioAuthToken: config.twilioAuthToken,
+    twilioApiUrl: config.twilioApiUrl,
+    store,
+    log,
+    fetch: deps.fetch,
+  });
 
   const rememberOutcome = (outcome: StreamOutcome) => {
     if (outcome.status === "handed_off") {
@@ -236,9 +257,15 @@ export function createApp(deps: AppDeps): App {
         });
         return twimlResponse(hangUpTwiml());
       }
-      callLog.info("call.answered", { tenant_id: owner.tenantId, outbound });
+      // An outbound call was recorded from its creation (Record=true, dial_api.ts and supactl
+      // dial); an inbound one starts recording here, once: a resumed stream's call goes on recording.
+      const record = !outbound && (await store.outboundSettings(owner.tenantId)).recordCalls;
+      callLog.info("call.answered", { tenant_id: owner.tenantId, outbound, record });
       // The stream finds its agent by the tenant's number, so an outbound call gets its tenant's.
-      return await streamResponse({ callSid, tenantId: owner.tenantId, toNumber: ownNumber, resume: null });
+      const call = { callSid, tenantId: owner.tenantId, toNumber: ownNumber, resume: null };
+      if (!record) return await streamResponse(call);
+      const twiml = await signedStreamTwiml(config.twilioAuthToken, streamTargets, call, unixNow());
+      return twimlResponse(startingRecording(twiml, `${config.publicUrl}?${RECORDING_STATUS_QUERY}`));
     } catch (error) {
       callLog.error("call.answer_failed", { message: errorMessage(error) });
       return twimlResponse(apologyTwiml());
@@ -408,6 +435,7 @@ export function createApp(deps: AppDeps): App {
         return Response.json({ name: "twilio-voice", status: "ok" });
       }
       if (request.method !== "POST") return text(405, "method not allowed");
+      if (url.search === `?${DIAL_QUERY}`) return await dial(request);
       const form = await readSignedForm(request);
       if (form instanceof Response) return form;
       const params = new Map(form);

@@ -10,6 +10,7 @@ export const DEFAULT_REALTIME_MODEL = "gpt-realtime";
 // https://supabase.com/docs/guides/functions/limits
 export const DEFAULT_WALL_CLOCK_LIMIT_S = 400;
 export const DEFAULT_PORT = 8000;
+export const DEFAULT_TWILIO_API_URL = "https://api.twilio.com";
 // Plain Deno only: all interfaces, as a container needs; `supactl dev` sets HOST=127.0.0.1.
 export const DEFAULT_HOST = "0.0.0.0";
 
@@ -20,6 +21,10 @@ export type TurnStoreKind = "rest" | "postgres";
 
 export interface Config {
   twilioAuthToken: string;
+  /** The account's SID, for the dial endpoint (dial_api.ts); absent: that endpoint answers 503. */
+  twilioAccountSid: string | null;
+  /** Twilio's REST API base (TWILIO_API_URL, as supactl reads it): a contract server in tests. */
+  twilioApiUrl: string;
   /** The https URL Twilio posts to (webhook and connect action); signatures are computed over it. */
   publicUrl: string;
   /** The same URL as ws:// or wss://, used as <Stream url> and to verify the upgrade's signature. */
@@ -65,6 +70,12 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
     "TWILIO_AUTH_TOKEN",
     "the Auth Token of the Twilio account that owns the numbers",
   );
+  const twilioAccountSid = read("TWILIO_ACCOUNT_SID");
+  if (twilioAccountSid !== null && !/^AC[0-9a-f]{32}$/i.test(twilioAccountSid)) {
+    problems.push("TWILIO_ACCOUNT_SID must be the account's SID (AC and 32 hex digits)");
+  }
+  const twilioApiUrl = (read("TWILIO_API_URL") ?? DEFAULT_TWILIO_API_URL).replace(/\/+$/, "");
+  if (!/^https?:\/\/[^/?#]+$/i.test(twilioApiUrl)) problems.push("TWILIO_API_URL must be an http(s) origin");
   const openaiApiKey = required("OPENAI_API_KEY", "an OpenAI API key with Realtime access");
   const supabaseUrl = read("SUPABASE_URL");
   const supabaseServiceRoleKey = read("SUPABASE_SERVICE_ROLE_KEY");
@@ -109,6 +120,8 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     twilioAuthToken,
+    twilioAccountSid,
+    twilioApiUrl,
     publicUrl: publicUrl!,
     streamUrl: publicUrl!.replace(/^http/i, "ws"),
     supabaseUrl,

@@ -24,7 +24,9 @@ export function answeredByMachine(params: Map<string, string>): boolean {
 }
 
 /** What an answering machine gets: the tenant's voicemail message then a hang-up, or a hang-up. */
-export function machineTwiml(settings: OutboundSettings): string {
+export function machineTwiml(
+  settings: Pick<OutboundSettings, "voicemailAction" | "voicemailMessage">,
+): string {
   const message = settings.voicemailMessage.trim();
   return settings.voicemailAction === "message" && message ? voicemailTwiml(message) : hangUpTwiml();
 }

@@ -27,15 +27,13 @@ Deno.test("machines and faxes are not people; unknown and human are", () => {
 
 Deno.test("a machine gets the voicemail message only when the tenant asks for it", () => {
   const message = machineTwiml({
-    outboundGreeting: "",
     voicemailAction: "message",
     voicemailMessage: "Call us <back>",
   });
   assert.match(message, /<Say>Call us &lt;back&gt;<\/Say><Hangup\/>/);
-  const blank = machineTwiml({ outboundGreeting: "", voicemailAction: "message", voicemailMessage: "  " });
+  const blank = machineTwiml({ voicemailAction: "message", voicemailMessage: "  " });
   assert.doesNotMatch(blank, /<Say/);
   const hangUp = machineTwiml({
-    outboundGreeting: "",
     voicemailAction: "hang_up",
     voicemailMessage: "unused",
   });

@@ -89,6 +89,8 @@ export interface OutboundSettings {
   outboundGreeting: string;
   voicemailAction: "hang_up" | "message";
   voicemailMessage: string;
+  /** Record the tenant's calls (tenant_agents.record_calls; off by default: consent). */
+  recordCalls: boolean;
 }
 
 export interface CallRecord {
@@ -181,6 +183,9 @@ export interface StoreBackend {
   recordTwilioStatus(update: TwilioCallStatus): Promise<boolean>;
   /** The tenant's outbound settings (outbound greeting, what an answering machine gets). */
   outboundSettings(tenantId: string): Promise<OutboundSettings>;
+  /** The tenant's numbers in phone_number order: the first is the default From of a dial (as
+   * supactl dial's, tenants.list_numbers). */
+  tenantNumbers(tenantId: string): Promise<string[]>;
   /** A signed recording status callback (record_call_recording; tenant from the call row). */
   recordRecording(update: RecordingStatus): Promise<boolean>;
   /**

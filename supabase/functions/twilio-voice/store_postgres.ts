@@ -334,9 +334,18 @@ class PostgresStoreBackend implements StoreBackend {
   outboundSettings(tenantId: string): Promise<OutboundSettings> {
     return this.#run(async () => {
       const [row] = await this.#sql<OutboundDbRow[]>`
-        select outbound_greeting, voicemail_action, voicemail_message
+        select outbound_greeting, voicemail_action, voicemail_message, record_calls
         from public.tenant_agents where tenant_id = ${tenantId}`;
       return outboundFromRow(row);
+    });
+  }
+
+  tenantNumbers(tenantId: string): Promise<string[]> {
+    return this.#run(async () => {
+      const rows = await this.#sql<{ phone_number: string }[]>`
+        select phone_number from public.tenant_phone_numbers where tenant_id = ${tenantId}
+        order by phone_number`;
+      return rows.map((row) => row.phone_number);
     });
   }
 

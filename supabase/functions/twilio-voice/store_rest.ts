@@ -238,10 +238,17 @@ class RestStoreBackend implements StoreBackend {
 
   async outboundSettings(tenantId: string): Promise<OutboundSettings> {
     const { data, error, status } = await this.#client.from("tenant_agents")
-      .select("outbound_greeting,voicemail_action,voicemail_message").eq("tenant_id", tenantId)
+      .select("outbound_greeting,voicemail_action,voicemail_message,record_calls").eq("tenant_id", tenantId)
       .maybeSingle<OutboundDbRow>();
     if (error) throw storeErrorFromPostgrest(status, error);
     return outboundFromRow(data ?? undefined);
+  }
+
+  async tenantNumbers(tenantId: string): Promise<string[]> {
+    const { data, error, status } = await this.#client.from("tenant_phone_numbers").select("phone_number")
+      .eq("tenant_id", tenantId).order("phone_number").returns<{ phone_number: string }[]>();
+    if (error) throw storeErrorFromPostgrest(status, error);
+    return (data ?? []).map((row) => row.phone_number);
   }
 
   async recordRecording(update: RecordingStatus): Promise<boolean> {

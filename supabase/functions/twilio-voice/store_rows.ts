@@ -212,6 +212,7 @@ export interface OutboundDbRow {
   outbound_greeting: string;
   voicemail_action: string;
   voicemail_message: string;
+  record_calls: boolean;
 }
 
 /** A tenant without an agent row gets the defaults: no greeting of its own, machines hung up on. */
@@ -220,5 +221,6 @@ export function outboundFromRow(row: OutboundDbRow | undefined): OutboundSetting
     outboundGreeting: row?.outbound_greeting ?? "",
     voicemailAction: row?.voicemail_action === "message" ? "message" : "hang_up",
     voicemailMessage: row?.voicemail_message ?? "",
+    recordCalls: row?.record_calls === true,
   };
 }

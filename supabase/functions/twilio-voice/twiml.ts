@@ -45,6 +45,16 @@ export function connectStreamTwiml({ actionUrl, streamUrl, parameters }: Connect
   );
 }
 
+/** `twiml` that first starts a dual-channel recording of the whole call (caller and agent on
+ * their own channels) with its status callback, then goes on as before: <Start><Recording> does
+ * not block the verbs after it. https://www.twilio.com/docs/voice/twiml/recording */
+export function startingRecording(twiml: string, statusCallbackUrl: string): string {
+  const start = `<Start><Recording channels="dual" recordingStatusCallback="${
+    escapeXml(statusCallbackUrl)
+  }" recordingStatusCallbackMethod="POST" recordingStatusCallbackEvent="completed absent"/></Start>`;
+  return twiml.replace("<Response>", `<Response>${start}`);
+}
+
 function sayThenHangUp(message: string): string {
   return response(`<Say>${escapeXml(message)}</Say><Hangup/>`);
 }

@@ -6,6 +6,7 @@ import {
   escapeXml,
   hangUpTwiml,
   notInServiceTwiml,
+  startingRecording,
   twimlResponse,
 } from "./twiml.ts";
 
@@ -66,4 +67,23 @@ Deno.test("a transfer dials the number with the called number as caller ID, and 
     '<?xml version="1.0" encoding="UTF-8"?><Response><Dial action="https://x.example/twilio-voice?event=dial-status" ' +
       'method="POST" callerId="+15550001111"><Number>+15550001234</Number></Dial></Response>',
   );
+});
+
+Deno.test("a recorded call starts a dual-channel recording before its stream, callback escaped", () => {
+  const stream = connectStreamTwiml({
+    actionUrl: "https://x.test/f",
+    streamUrl: "wss://x.test/f",
+    parameters: {},
+  });
+  const twiml = startingRecording(stream, "https://x.test/f?event=recording-status&x=1");
+  assert.equal(
+    twiml,
+    stream.replace(
+      "<Response>",
+      '<Response><Start><Recording channels="dual" recordingStatusCallback=' +
+        '"https://x.test/f?event=recording-status&amp;x=1" recordingStatusCallbackMethod="POST" ' +
+        'recordingStatusCallbackEvent="completed absent"/></Start>',
+    ),
+  );
+  assert.ok(twiml.indexOf("<Start>") < twiml.indexOf("<Connect"));
 });

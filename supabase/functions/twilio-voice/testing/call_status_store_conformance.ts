@@ -45,22 +45,34 @@ export function registerCallStatusStoreConformance(backendTest: BackendTest): vo
     assertEquals({ ...row }, { tenant_id: tenant.tenantId, channels: 2, duration_s: 12 });
   });
 
+  backendTest("a tenant's numbers, in phone_number order; none for a tenant without", async (backend) => {
+    const tenant = await withAdmin((sql) => seedTenant(sql));
+    const lower = "+1" + tenant.phoneNumber.slice(2).replace(/^./, "0");
+    await withAdmin((sql) =>
+      sql`insert into public.tenant_phone_numbers (phone_number, tenant_id) values (${lower}, ${tenant.tenantId})`
+    );
+    assertEquals(await backend.tenantNumbers(tenant.tenantId), [lower, tenant.phoneNumber].sort());
+    assertEquals(await backend.tenantNumbers(crypto.randomUUID()), []);
+  });
+
   backendTest("a tenant's outbound settings, with defaults when it has no agent row", async (backend) => {
     const bare = await withAdmin((sql) => seedTenant(sql));
     assertEquals(await backend.outboundSettings(bare.tenantId), {
       outboundGreeting: "",
       voicemailAction: "hang_up",
       voicemailMessage: "",
+      recordCalls: false,
     });
     const set = await withAdmin((sql) => seedTenant(sql));
     await withAdmin((sql) =>
-      sql`insert into public.tenant_agents (tenant_id, outbound_greeting, voicemail_action, voicemail_message)
-          values (${set.tenantId}, 'Hello from Ada', 'message', 'Please call us back')`
+      sql`insert into public.tenant_agents (tenant_id, outbound_greeting, voicemail_action, voicemail_message, record_calls)
+          values (${set.tenantId}, 'Hello from Ada', 'message', 'Please call us back', true)`
     );
     assertEquals(await backend.outboundSettings(set.tenantId), {
       outboundGreeting: "Hello from Ada",
       voicemailAction: "message",
       voicemailMessage: "Please call us back",
+      recordCalls: true,
     });
   });
 }

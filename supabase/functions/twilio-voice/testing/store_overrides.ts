@@ -22,6 +22,7 @@ export function overriding(backend: StoreBackend, overrides: Partial<StoreBacken
     recordTwilioStatus: (update) => backend.recordTwilioStatus(update),
     recordRecording: (update) => backend.recordRecording(update),
     outboundSettings: (tenantId) => backend.outboundSettings(tenantId),
+    tenantNumbers: (tenantId) => backend.tenantNumbers(tenantId),
     close: () => backend.close(),
     ...overrides,
   };
