@@ -54,7 +54,7 @@ def test_first_run_does_every_step_and_second_run_changes_nothing(stack):
     assert {step: r.status for step, r in first.items()} == {
         "database": "changed", "secrets": "changed", "function": "changed", f"number {NUMBER}": "changed"}
     assert first["database"].items == applied_versions(stack.db_url) and len(first["database"].items) >= 3
-    assert first["secrets"].items == ["OPENAI_API_KEY", "PUBLIC_URL", "TWILIO_AUTH_TOKEN"]
+    assert first["secrets"].items == ["OPENAI_API_KEY", "PUBLIC_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]
     assert stack.api.secrets["OPENAI_API_KEY"]["value"] == api.secret_digest(stack.openai_key)
     deployed = stack.api.functions["twilio-voice"]
     assert (deployed.version, deployed.verify_jwt, deployed.status) == (1, False, "ACTIVE")

@@ -17,7 +17,9 @@ from supactl.project_files import FUNCTION_NAME
 # The function refuses to start without these (see the brief's environment list).
 REQUIRED_SECRETS = ("OPENAI_API_KEY", "TWILIO_AUTH_TOKEN")
 # Sent when set locally; SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY / SUPABASE_DB_URL come from the platform.
-OPTIONAL_SECRETS = ("PUBLIC_URL", "OPENAI_REALTIME_URL", "OPENAI_REALTIME_MODEL", "TURN_STORE", "WALL_CLOCK_LIMIT_S")
+# TWILIO_ACCOUNT_SID: the dial endpoint places calls as that account (dial_api.ts).
+OPTIONAL_SECRETS = ("PUBLIC_URL", "OPENAI_REALTIME_URL", "OPENAI_REALTIME_MODEL", "TURN_STORE", "WALL_CLOCK_LIMIT_S",
+                    "TWILIO_ACCOUNT_SID")
 NUMBERS_VARIABLE = "SUPACTL_TWILIO_NUMBERS"
 
 
