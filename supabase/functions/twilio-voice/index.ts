@@ -24,9 +24,9 @@ interface EdgeRuntimeApi {
 // On beforeunload the runtime is about to end the worker (wall clock, CPU or memory limit): live
 // calls are handed off to a fresh worker, and the writes have to land within its short grace period.
 const SHUTDOWN_FLUSH_MS = 2_000;
-// SIGTERM on a self-hosted worker: every live call is handed off at once (a handoff waits only for
-// a running tool, whose timeout is at most 30 s), then the turn store is flushed and the process
-// exits. Matches DRAIN_BOUND_S in supactl/selfhost/manifests.py (the pod's grace period covers it
+// SIGTERM on a self-hosted worker: every live call is handed off at its next quiet moment, forced
+// after DRAIN_QUIET_WAIT_MS (12 s, handoff.ts; a handoff also waits for a running tool), then the
+// turn store is flushed and the process exits. Matches DRAIN_BOUND_S in supactl/selfhost/manifests.py (the pod's grace period covers it
 // plus the flush).
 const DRAIN_BOUND_MS = 30_000;
 
