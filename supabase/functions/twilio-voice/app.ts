@@ -92,6 +92,9 @@ export interface AppDeps {
   turnStoreCounts?: () => { pending: number; dropped: number };
   /** True on Supabase's Edge Runtime (/metrics only with METRICS_TOKEN there). */
   onEdge?: boolean;
+  /** A crashed worker's call taken over once its lease lapsed (crash_resume.ts); absent: such a
+   * connect action apologises, as for any call cut off. */
+  resumeCrashed?: (call: CallRecord, log: Logger) => Promise<CallRecord | null>;
 }
 
 export interface App {
@@ -235,6 +238,10 @@ export function createApp(deps: AppDeps): App {
       callLog.error("store.get_call_failed", { message: errorMessage(error) });
     }
     const local = currentLocalOutcome(call, recentOutcomes.get(callSid) ?? null);
+    if (call?.status === "in_progress" && call.streamClaimed && local === null && deps.resumeCrashed) {
+      // The stream ended without its worker finalizing the row: a crash, or a replay (crash_resume.ts).
+      call = await deps.resumeCrashed(call, callLog) ?? call;
+    }
     const next = afterStream(call, local);
     callLog.info("call.after_stream", { next, status: call?.status });
     switch (next) {

@@ -14,7 +14,9 @@
 
 import type { ToolCallRow, TurnRow } from "./store.ts";
 
-export type HandoffTrigger = "quiet" | "forced" | "beforeunload" | "drain";
+/** "crash": not a handoff its worker made: another worker took the call over once the dead
+ * worker's lease lapsed (crash_resume.ts). */
+export type HandoffTrigger = "quiet" | "forced" | "beforeunload" | "drain" | "crash";
 /** The shutdown reason of a self-hosted worker's SIGTERM drain: its calls hand off as "drain". */
 export const DRAIN_REASON = "drain";
 /** How long a drain waits for a call's quiet moment before handing it off regardless. A phone
