@@ -189,11 +189,16 @@ def fleet_run(bundle, db_url, tmp_path_factory) -> dict:
                       f"gaps_ms={gaps} user_turns_stored={[r for _, r in turns].count('user')}/{TURNS} spoken "
                       f"turns_stored={len(turns)} status={call[0] if call else None}")
             late = {}
+            refused = {}
             for slot in range(WORKERS):
                 worker = workers[slot]
-                drain_at = worker.events("worker.drain_started")[0]["_at"]
-                late[slot] = [line for line in worker.lines if line["_at"] > drain_at
-                              and line.get("event") in ("call.answered", "stream.refused_draining")]
+                # Lines in the order the worker wrote them: everything after its drain began.
+                after = worker.lines[worker.lines.index(worker.events("worker.drain_started")[0]) + 1:]
+                late[slot] = [line for line in after if line.get("event") in ("call.answered", "stream.accepted")]
+                # A stream that reached the worker before the balancer's next /readyz check: refused
+                # (503), and HAProxy retries it on a ready worker (every call's survival is asserted).
+                refused[slot] = sum(line.get("event") == "stream.refused_draining" for line in after)
+            print("  streams a draining worker refused (retried elsewhere), per drain:", list(refused.values()))
             live = [workers[slot] for slot in range(WORKERS + 1, WORKERS * 2)]
             on_victim = {line["call_sid"] for line in victim.lines if line.get("event") == "model.ready"}
             resumed = {line["call_sid"]: line for worker in live for line in worker.events("call.crash_resumed")}

@@ -351,6 +351,9 @@ export function createApp(deps: AppDeps): App {
       log.warn("stream.too_many_unproven", { unproven });
       return text(503, "too many streams starting");
     }
+    // Logged in the same turn as the draining check: a fleet can tell a stream taken before a drain
+    // from one taken during it.
+    log.info("stream.accepted", {});
     const { socket, response } = Deno.upgradeWebSocket(request);
     const session = startCallSession(socket, sessionDeps);
     sessions.add(session);
