@@ -87,12 +87,19 @@ def test_each_handoff_is_resumed_once_and_in_order(conn, tenant):
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-def test_the_api_roles_can_neither_claim_nor_sweep(db_url, tenant, role):
+def test_the_api_roles_can_neither_claim_nor_sweep_nor_touch_a_worker_lease(db_url, tenant, role):
+    worker = "00000000-0000-4000-8000-000000000001"
     with psycopg.connect(db_url) as conn:
         sid = new_call(conn, tenant)
         conn.commit()
         for statement, params in (("select * from public.claim_call_stream(%s, %s, 0)", (sid, tenant)),
-                                  ("select public.finalize_stale_calls(interval '0 seconds')", ())):
+                                  ("select public.finalize_stale_calls(interval '0 seconds')", ()),
+                                  # Taking over a live call, or faking a worker's liveness.
+                                  ("select * from public.resume_crashed_call(%s, 0, 0, 'handoff:crash:reply')", (sid,)),
+                                  ("select public.renew_worker_lease(%s)", (worker,)),
+                                  ("select public.release_worker_lease(%s)", (worker,)),
+                                  ("select * from public.worker_leases", ()),
+                                  ("insert into public.worker_leases (worker_id) values (%s)", (worker,))):
             conn.execute(f"set local role {role}")
             conn.execute("select set_config('request.jwt.claims', %s, true)",
                          (json.dumps({"role": role, "tenant_id": tenant}),))

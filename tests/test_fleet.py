@@ -2,8 +2,8 @@
 bundle (`supactl selfhost build`'s launcher, what the container runs), real Postgres, the loopback
 Realtime peer, and simulated calls that follow Twilio's <Connect action>. The workers are rolled one
 by one (start a replacement, SIGTERM the old one: it drains), and every call must survive with
-every turn stored once. The kill -9 half of the issue's fleet test is not here: a crashed worker's
-calls are not resumed yet (docs/self-hosting.md, "Crashes").
+every turn stored once. Then one new worker is killed (-9, no drain): each of its calls must resume
+on a live worker once the dead worker's lease lapses (docs/self-hosting.md, "Crashes").
 
 HAProxy checks `/readyz` every 200 ms, so a draining worker leaves rotation within a check."""
 
@@ -73,10 +73,13 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout tunnel 1h
-    # A worker that has just exited refuses the connection: try the request on another worker.
+    # A worker that has just exited refuses the connection (or cut its answer short, which HAProxy
+    # reports as 502), and a draining one refuses a media stream (503) until the next check takes
+    # it out of rotation: try the request on another. Twilio's requests here are safe to repeat (a
+    # connect action mints at most a stream token its claim accepts once).
     retries 3
     option redispatch 1
-    retry-on conn-failure empty-response
+    retry-on conn-failure empty-response junk-response 503
 frontend fleet
     bind 127.0.0.1:{front}
     default_backend workers
@@ -151,6 +154,12 @@ def fleet_run(bundle, db_url, tmp_path_factory) -> dict:
                 [drained] = old.events("worker.drained")
                 drains.append(drained)
                 time.sleep(1.0)
+            # Then one of the new workers dies without draining: its calls must resume elsewhere
+            # once its lease lapses (crash_resume.ts).
+            victim = workers[WORKERS]
+            killed_at = time.monotonic()
+            victim.process.kill()
+            victim.process.wait(10)
             caller.join(150)
             assert not caller.is_alive(), "calls did not finish"
             elapsed = time.monotonic() - started
@@ -165,19 +174,45 @@ def fleet_run(bundle, db_url, tmp_path_factory) -> dict:
                 gaps = [None if h.gap_ms is None else round(h.gap_ms) for h in report.handoffs]
                 rows.append((report, call, turns, gaps))
             calls_moved = [d["active_calls"] for w in range(WORKERS) for d in workers[w].events("worker.drain_started")]
+            # Each call waits for its quiet moment: how long after SIGTERM each one moved.
+            waits = []
+            for slot in range(WORKERS):
+                drain_at = workers[slot].events("worker.drain_started")[0]["_at"]
+                waits.append(sorted(round((line["_at"] - drain_at) * 1000) for line in workers[slot].events("call.handoff")))
+            forced = sum(len(workers[slot].events("call.drain_forced")) for slot in range(WORKERS))
             print(f"\nfleet: {CALLS} calls, {WORKERS} workers rolled in {elapsed:.1f} s; drain ms:",
                   [d["drain_ms"] for d in drains], "calls handed off per drain:", calls_moved)
+            print("  ms from SIGTERM to each call's handoff, per drain (median, max):",
+                  [(w[len(w) // 2], w[-1]) if w else None for w in waits], "forced after the quiet wait:", forced)
             for report, call, turns, gaps in rows:
                 print(f"  {report.call_sid[:10]} ended_by={report.ended_by} streams={report.streams} "
                       f"gaps_ms={gaps} user_turns_stored={[r for _, r in turns].count('user')}/{TURNS} spoken "
                       f"turns_stored={len(turns)} status={call[0] if call else None}")
             late = {}
+            refused = {}
             for slot in range(WORKERS):
                 worker = workers[slot]
-                drain_at = worker.events("worker.drain_started")[0]["_at"]
-                late[slot] = [line for line in worker.lines if line["_at"] > drain_at
-                              and line.get("event") in ("call.answered", "stream.refused_draining")]
-            return {"rows": rows, "drains": drains, "late": late}
+                # Lines in the order the worker wrote them: everything after its drain began.
+                after = worker.lines[worker.lines.index(worker.events("worker.drain_started")[0]) + 1:]
+                late[slot] = [line for line in after if line.get("event") in ("call.answered", "stream.accepted")]
+                # A stream that reached the worker before the balancer's next /readyz check: refused
+                # (503), and HAProxy retries it on a ready worker (every call's survival is asserted).
+                refused[slot] = sum(line.get("event") == "stream.refused_draining" for line in after)
+            print("  streams a draining worker refused (retried elsewhere), per drain:", list(refused.values()))
+            live = [workers[slot] for slot in range(WORKERS + 1, WORKERS * 2)]
+            on_victim = {line["call_sid"] for line in victim.lines if line.get("event") == "model.ready"}
+            resumed = {line["call_sid"]: line for worker in live for line in worker.events("call.crash_resumed")}
+            # The silence a crashed call's caller hears: the kill → the new stream's model ready.
+            resume_gaps = {
+                sid: round((min(line["_at"] for worker in live for line in worker.events("model.ready")
+                                if line.get("call_sid") == sid and line["_at"] > killed_at) - killed_at) * 1000)
+                for sid in resumed}
+            print(f"  kill -9 of one worker: {len(on_victim)} calls on it, {len(resumed)} resumed; "
+                  "connect action's wait for the lease (ms):", sorted(line["waited_ms"] for line in resumed.values()),
+                  "kill → model ready on the new worker (ms):", sorted(resume_gaps.values()),
+                  "caller turns stored on those calls:",
+                  sorted([r for _, r in turns].count("user") for report, _, turns, _ in rows if report.call_sid in on_victim))
+            return {"rows": rows, "drains": drains, "late": late, "on_victim": on_victim, "resumed": resumed}
         finally:
             for worker in workers.values():
                 worker.kill()
@@ -195,10 +230,23 @@ def test_a_rolling_restart_behind_haproxy_drops_no_call(fleet_run):
     assert fleet_run["late"] == {slot: [] for slot in range(WORKERS)}, "a draining worker got a new call"
 
 
-# Open: a caller's sentence spoken while its stream moves (the drain closes the old stream at once)
-# is sometimes not heard by the next model session: 1-4 calls of 30 store 7 of 8 caller turns here.
-# Kept running, not strict, so a fix shows as XPASS.
-@pytest.mark.xfail(strict=False, reason="speech across a drain's handoff can be lost; see comment")
+# A drain moves each call at its quiet moment (nobody speaking, nothing on its way to the store):
+# a caller's sentence is never cut by the move. When the drain handed off at once, 1-4 calls of 30
+# stored 7 of 8 caller turns here.
 def test_a_rolling_restart_behind_haproxy_stores_every_spoken_turn(fleet_run):
     for report, _, turns, _ in fleet_run["rows"]:
-        assert [role for _, role in turns].count("user") == TURNS, report.call_sid
+        stored = [role for _, role in turns].count("user")
+        if report.call_sid in fleet_run["on_victim"]:
+            # A crash may lose the sentence being spoken when the worker died, never duplicate one.
+            assert stored <= TURNS, report.call_sid
+        else:
+            assert stored == TURNS, report.call_sid
+
+
+def test_every_call_on_a_killed_worker_resumes_once_from_its_stored_turns(fleet_run):
+    assert fleet_run["on_victim"], "the killed worker served calls"
+    assert set(fleet_run["resumed"]) == fleet_run["on_victim"], "each resumed, by a live worker"
+    for report, call, turns, _ in fleet_run["rows"]:
+        if report.call_sid in fleet_run["on_victim"]:
+            assert report.ended_by == "caller" and call == ("completed", report.streams - 1), report
+            assert [seq for seq, _ in turns] == list(range(len(turns))), "no turn duplicated, no seq skipped"

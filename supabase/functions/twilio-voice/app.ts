@@ -110,6 +110,9 @@ export interface AppDeps {
   onEdge?: boolean;
   /** Reaches Twilio's REST API for the dial endpoint; absent: the global fetch. */
   fetch?: typeof fetch;
+  /** A crashed worker's call taken over once its lease lapsed (crash_resume.ts); absent: such a
+   * connect action apologises, as for any call cut off. */
+  resumeCrashed?: (call: CallRecord, log: Logger) => Promise<CallRecord | null>;
 }
 
 export interface App {
@@ -282,6 +285,10 @@ export function createApp(deps: AppDeps): App {
       callLog.error("store.get_call_failed", { message: errorMessage(error) });
     }
     const local = currentLocalOutcome(call, recentOutcomes.get(callSid) ?? null);
+    if (call?.status === "in_progress" && call.streamClaimed && local === null && deps.resumeCrashed) {
+      // The stream ended without its worker finalizing the row: a crash, or a replay (crash_resume.ts).
+      call = await deps.resumeCrashed(call, callLog) ?? call;
+    }
     const next = afterStream(call, local);
     callLog.info("call.after_stream", { next, status: call?.status });
     switch (next) {
@@ -415,6 +422,9 @@ export function createApp(deps: AppDeps): App {
       log.warn("stream.too_many_unproven", { unproven });
       return text(503, "too many streams starting");
     }
+    // Logged in the same turn as the draining check: a fleet can tell a stream taken before a drain
+    // from one taken during it.
+    log.info("stream.accepted", {});
     // No per-socket idle timer (it re-arms on every frame): call_session's shared sweep bounds silence.
     const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
     const session = startCallSession(socket, sessionDeps);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { AFTER_STREAM_QUERY, type App, createApp, turnStoreWriters } from "./app.ts";
 import { type Config, loadConfig } from "./config.ts";
+import { type CrashResumeOptions, createCrashResumer } from "./crash_resume.ts";
 import { RESUME_PROMPT } from "./handoff.ts";
 import { createLogger } from "./log.ts";
 import type { StoreBackend } from "./store.ts";
@@ -63,6 +64,8 @@ function startHarness(
     store?: (backend: StoreBackend) => StoreBackend;
     heartbeatIntervalMs?: number;
     unixNow?: () => number;
+    /** Crash resume with the test's own lease timings (crash_resume.ts). */
+    crashResume?: CrashResumeOptions;
   } = {},
 ): Harness {
   const realtime = startRealtimeStub(API_KEY);
@@ -108,6 +111,7 @@ function startHarness(
     unixNow: options.unixNow,
     runTool,
     turnStoreCounts: () => ({ pending: turnStore.pending, dropped: turnStore.dropped }),
+    resumeCrashed: options.crashResume ? createCrashResumer(backend, options.crashResume) : undefined,
   });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port, onListen: () => {} },
@@ -1490,6 +1494,71 @@ if (testDatabaseUrl()) {
         ["CallStatus", "in-progress"],
       ]);
       assert.match(await action.text(), /<Stream url=/);
+    } finally {
+      await harness.close();
+    }
+  });
+}
+
+if (testDatabaseUrl()) {
+  Deno.test("a connect action while the call's worker lives is refused (a replay); once its lease lapses the call resumes, once", async () => {
+    const harness = startHarness({ crashResume: { lapseMs: 1_000, waitMs: 600, pollMs: 100 } });
+    try {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+      const owner = crypto.randomUUID();
+      await harness.backend.claimCallStream(callSid, tenant.tenantId, 0, owner);
+      const connectAction = async () => {
+        const response = await signedPost(`${harness.config.publicUrl}?${AFTER_STREAM_QUERY}`, AUTH_TOKEN, [
+          ["CallSid", callSid],
+          ["From", "+15550009999"],
+          ["To", tenant.phoneNumber],
+          ["CallStatus", "in-progress"],
+        ]);
+        assert.equal(response.status, 200);
+        return await response.text();
+      };
+      const claimState = async () =>
+        await withAdmin(async (sql) => {
+          const [row] = await sql`
+            select status, end_reason, handoff_count, stream_worker_id from public.calls
+            where call_sid = ${callSid}`;
+          return { ...row };
+        });
+
+      // The owner renewed its lease just now: the replay waits out the bound and gets the apology,
+      // no stream; the row is as it was.
+      const started = performance.now();
+      const replayed = await connectAction();
+      assert.ok(performance.now() - started < 3_000, "the wait is bounded");
+      assert.doesNotMatch(replayed, /<Stream/);
+      assert.match(replayed, /<Hangup\/>/);
+      assert.deepEqual(await claimState(), {
+        status: "in_progress",
+        end_reason: null,
+        handoff_count: 0,
+        stream_worker_id: owner,
+      });
+      assert.ok(harness.logs.some((line) => line.event === "call.crash_resume_refused"));
+
+      // The owner stops renewing (killed): past the lapse, one connect action resumes the call.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const resumed = await connectAction();
+      assert.match(resumed, /<Stream url=/);
+      assert.equal((await claimState()).end_reason, "handoff:crash:reply");
+
+      // Its stream claims the call on a live worker; a connect action replayed now is refused again.
+      const rescuer = crypto.randomUUID();
+      assert.ok(await harness.backend.claimCallStream(callSid, tenant.tenantId, 1, rescuer));
+      await harness.backend.renewWorkerLease(rescuer);
+      assert.doesNotMatch(await connectAction(), /<Stream/);
+      assert.deepEqual(await claimState(), {
+        status: "in_progress",
+        end_reason: null,
+        handoff_count: 1,
+        stream_worker_id: rescuer,
+      });
+      assert.equal(harness.logs.filter((line) => line.event === "call.crash_resumed").length, 1);
     } finally {
       await harness.close();
     }

@@ -191,6 +191,8 @@ export class CallBridge {
   #createsResponse = true;
   /** Inside the quiet window: hand off at the next moment nobody speaks. */
   #handoffDue = false;
+  /** What a handoff at the quiet moment is recorded as: the wall clock's window, or a drain. */
+  #quietTrigger: HandoffTrigger = "quiet";
   readonly #toolCalls = new ToolCalls();
   readonly #tools = new Map<string, TenantTool>();
   /** Calls started and not answered: what the stored row needs once the result lands. */
@@ -283,8 +285,17 @@ export class CallBridge {
     this.#end("handed_off", handoffReason(trigger, mode));
   }
 
+  /** Hand off at the next quiet moment, as `trigger` (a self-hosted drain); the caller bounds
+   * the wait with a plain handOff, as the wall clock's forced point does. */
+  handOffWhenQuiet(trigger: HandoffTrigger): void {
+    if (this.phase !== "connecting" && this.phase !== "live") return;
+    this.#handoffDue = true;
+    this.#quietTrigger = trigger;
+    this.#handOffIfQuiet();
+  }
+
   #handOffIfQuiet(): void {
-    if (this.#handoffDue && this.quiet) this.handOff("quiet");
+    if (this.#handoffDue && this.quiet) this.handOff(this.#quietTrigger);
   }
 
   // ---- Twilio side ----
@@ -480,6 +491,8 @@ export class CallBridge {
       return;
     }
     this.phase = "live";
+    // Caller audio held during setup may be speech the model has not detected yet: not quiet.
+    const heldAudio = this.#buffered.length > this.#bufferHead;
     const { greeting, resume } = this.#call!;
     if (resume) {
       this.#restore(resume.turns, resume.mode, resume.toolCalls ?? []);
@@ -498,6 +511,7 @@ export class CallBridge {
     for (const digit of this.#pendingDigits) this.#sendDigit(digit);
     this.#pendingDigits = [];
     this.sink.log("info", "model.ready", { buffered_frames_dropped: this.stats.bufferedFramesDropped });
+    if (!heldAudio) this.#handOffIfQuiet();
   }
 
   /** The conversation so far into the new model session, as text items in order; they are not

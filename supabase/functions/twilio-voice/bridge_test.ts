@@ -681,6 +681,31 @@ Deno.test("at the forced point the call is handed off mid-reply; the cut reply i
   assert.deepEqual(sink.drain(), [], "no truncate or clear: the model session is over");
 });
 
+Deno.test("a drain hands off at the next quiet moment, as a drain; at once when it is quiet already", () => {
+  const { sink, bridge } = liveBridge();
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u1" });
+  bridge.handOffWhenQuiet("drain");
+  assert.equal(bridge.phase, "live", "the caller is talking: moving now would lose the sentence");
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_stopped", itemId: "item_u1" });
+  bridge.onModelEvent({ type: "input_audio_buffer.committed", itemId: "item_u1" });
+  bridge.onModelEvent({
+    type: "conversation.item.input_audio_transcription.completed",
+    itemId: "item_u1",
+    transcript: "What time do you open?",
+    usage: {},
+  });
+  reply(bridge, "item_a", 40, "resp_1", "At nine.");
+  responseDone(bridge, "resp_1", "item_a", "At nine.");
+  assert.equal(bridge.phase, "live", "the reply is still playing");
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:40" });
+  assert.deepEqual(outcomeOf(sink), [["handed_off", "handoff:drain:listen"]]);
+  assert.deepEqual(sink.turns.map((t) => [t.role, t.interrupted]), [["user", false], ["assistant", false]]);
+
+  const idle = liveBridge();
+  idle.bridge.handOffWhenQuiet("drain");
+  assert.deepEqual(outcomeOf(idle.sink), [["handed_off", "handoff:drain:listen"]]);
+});
+
 Deno.test("beforeunload hands the call off at once, even while the caller speaks", () => {
   const { sink, bridge } = liveBridge();
   bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u1" });

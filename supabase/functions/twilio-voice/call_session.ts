@@ -6,7 +6,7 @@ import { outboundAgent } from "./outbound.ts";
 import { CallBridge, type CallOutcome, type ItemKind, type ToolResult, type ToolRun } from "./bridge.ts";
 import { type ClaimResult, planCall, planClaim, type StoreFindings, streamNumber } from "./call_planner.ts";
 import { realtimeModelUrl } from "./config.ts";
-import { DRAIN_REASON, handoffSchedule } from "./handoff.ts";
+import { DRAIN_QUIET_WAIT_MS, DRAIN_REASON, handoffSchedule } from "./handoff.ts";
 import { streamIdleWatch } from "./idle_watch.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import type { SessionMetrics } from "./metrics.ts";
@@ -464,8 +464,20 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     shutdown: async (reason) => {
       if (bridge.phase === "connecting" || bridge.phase === "live") {
         log.info("call.handoff_on_shutdown", { reason });
-        // A self-hosted worker's SIGTERM drain, or the Edge runtime's beforeunload.
-        bridge.handOff(reason === DRAIN_REASON ? "drain" : "beforeunload");
+        if (reason === DRAIN_REASON) {
+          // A self-hosted worker's SIGTERM drain has time: move at a moment nobody speaks (a
+          // sentence spoken while the stream moves is lost), forced after DRAIN_QUIET_WAIT_MS.
+          bridge.handOffWhenQuiet("drain");
+          const forced = setTimeout(() => {
+            log.warn("call.drain_forced", { waited_ms: DRAIN_QUIET_WAIT_MS });
+            bridge.handOff("drain");
+          }, DRAIN_QUIET_WAIT_MS);
+          await done;
+          clearTimeout(forced);
+        } else {
+          // The Edge runtime's beforeunload: the worker is ending now.
+          bridge.handOff("beforeunload");
+        }
       } else {
         bridge.fail(`worker_shutdown:${reason}`);
       }

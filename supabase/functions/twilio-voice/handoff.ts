@@ -14,9 +14,15 @@
 
 import type { ToolCallRow, TurnRow } from "./store.ts";
 
-export type HandoffTrigger = "quiet" | "forced" | "beforeunload" | "drain";
+/** "crash": not a handoff its worker made: another worker took the call over once the dead
+ * worker's lease lapsed (crash_resume.ts). */
+export type HandoffTrigger = "quiet" | "forced" | "beforeunload" | "drain" | "crash";
 /** The shutdown reason of a self-hosted worker's SIGTERM drain: its calls hand off as "drain". */
 export const DRAIN_REASON = "drain";
+/** How long a drain waits for a call's quiet moment before handing it off regardless. A phone
+ * conversation pauses between turns every 5-20 s, nearly always inside this; it stays well inside
+ * the drain's bound (DRAIN_BOUND_MS, 30 s, in index.ts), which also covers the flush after it. */
+export const DRAIN_QUIET_WAIT_MS = 12_000;
 /** What the next stream's model does first: wait for the caller, or reply at once (the handoff
  * cut a reply short, or the caller's last words had no answer yet), or tell the caller that the
  * transfer it asked for was not answered (the call came back from a <Dial>). */

@@ -3,6 +3,7 @@
 
 import { createApp, turnStoreWriters } from "./app.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { claimingAs, createCrashResumer, startWorkerLease } from "./crash_resume.ts";
 import { createLogger, errorMessage, type Logger } from "./log.ts";
 import type { StoreBackend } from "./store.ts";
 import { createPostgresBackend } from "./store_postgres.ts";
@@ -24,9 +25,9 @@ interface EdgeRuntimeApi {
 // On beforeunload the runtime is about to end the worker (wall clock, CPU or memory limit): live
 // calls are handed off to a fresh worker, and the writes have to land within its short grace period.
 const SHUTDOWN_FLUSH_MS = 2_000;
-// SIGTERM on a self-hosted worker: every live call is handed off at once (a handoff waits only for
-// a running tool, whose timeout is at most 30 s), then the turn store is flushed and the process
-// exits. Matches DRAIN_BOUND_S in supactl/selfhost/manifests.py (the pod's grace period covers it
+// SIGTERM on a self-hosted worker: every live call is handed off at its next quiet moment, forced
+// after DRAIN_QUIET_WAIT_MS (12 s, handoff.ts; a handoff also waits for a running tool), then the
+// turn store is flushed and the process exits. Matches DRAIN_BOUND_S in supactl/selfhost/manifests.py (the pod's grace period covers it
 // plus the flush).
 const DRAIN_BOUND_MS = 30_000;
 
@@ -88,10 +89,16 @@ function main(): void {
     sql: sqlTools?.execute ?? null,
     privateHostsAllowed: config.toolUrlsAllowPrivate,
   });
+  // A plain-Deno worker (a self-hosted fleet) holds a lease, so a crash's calls resume elsewhere
+  // (crash_resume.ts). On the Edge Runtime no timer may keep an idle worker alive: its claims name
+  // no worker, and a crash there apologises as before.
+  const lease = edgeRuntime ? null : startWorkerLease(backend, log);
   const app = createApp({
     runTool,
     config,
-    store: backend,
+    store: lease ? claimingAs(backend, lease.workerId) : backend,
+    // Hosted workers' rows name no worker, so waiting for a lease there would only delay the apology.
+    resumeCrashed: lease ? createCrashResumer(backend) : undefined,
     log,
     openWriter: turnStoreWriters(turnStore),
     waitUntil: edgeRuntime ? (promise) => edgeRuntime.waitUntil(promise) : undefined,
@@ -159,6 +166,10 @@ function main(): void {
         if (stopping) return;
         stopping = true;
         await drain(signal);
+        // Only now, every call handed off and flushed: a call still here becomes resumable at once.
+        await lease?.release().catch((error) =>
+          log.warn("worker.lease_release_failed", { message: errorMessage(error) })
+        );
         await server.shutdown();
         await backend.close();
         await sqlTools?.close();

@@ -1,6 +1,7 @@
 // index.ts as users run it: `deno run -A index.ts` in a child process, configured by env only.
 
 import assert from "node:assert/strict";
+import { DRAIN_QUIET_WAIT_MS } from "./handoff.ts";
 import { startRealtimeStub } from "./testing/realtime_stub.ts";
 import { seedTenant, storedTurns, testDatabaseUrl, withAdmin } from "./testing/test_database.ts";
 import { connectTwilioStream, signedPost } from "./testing/twilio_stream_client.ts";
@@ -72,7 +73,7 @@ Deno.test("a misconfigured function exits 1 naming every missing variable, never
 
 const databaseUrl = testDatabaseUrl();
 if (databaseUrl) {
-  Deno.test("served by plain Deno on PORT, a SIGTERM mid-reply drains: stores every turn and hands the call off", async () => {
+  Deno.test("served by plain Deno on PORT, a SIGTERM mid-reply drains: waits for the quiet moment, forced at the bound, stores every turn and hands the call off", async () => {
     const realtime = startRealtimeStub("sk-index-test");
     const port = freePort();
     const publicUrl = `http://127.0.0.1:${port}/functions/v1/twilio-voice`;
@@ -139,11 +140,15 @@ if (databaseUrl) {
       const [row] = await withAdmin((sql) =>
         sql`select status, end_reason from public.calls where call_sid = ${callSid}`
       );
-      // The reply's audio was still queued at Twilio: the next stream's model finishes it.
+      // The reply's audio was still queued at Twilio (this client echoes no mark): the drain waited
+      // for a quiet moment that never came, then handed off anyway; the next stream's model
+      // finishes the reply.
       assert.deepEqual({ ...row }, { status: "handed_off", end_reason: "handoff:drain:reply" });
+      assert.ok(running.lines.some((line) => line.event === "call.drain_forced"), "forced at the bound");
       const drained = running.lines.find((line) => line.event === "worker.drained");
       assert.ok(drained, "the drain is logged with its duration");
       assert.equal(drained.turn_store_pending, 0);
+      assert.ok(Number(drained.drain_ms) >= DRAIN_QUIET_WAIT_MS, "the quiet moment was waited for");
       assert.ok(Number(drained.drain_ms) < 30_000, "within the drain bound (DRAIN_BOUND_MS)");
     } finally {
       try {

@@ -163,7 +163,24 @@ export interface StoreBackend {
    * handoffs (then in_progress with handoff_count n). The claimed row, or null when the claim is
    * not this stream's to take (taken already, the call moved on or ended, another tenant's).
    */
-  claimCallStream(callSid: string, tenantId: string, stream: number): Promise<CallRecord | null>;
+  claimCallStream(
+    callSid: string,
+    tenantId: string,
+    stream: number,
+    workerId?: string,
+  ): Promise<CallRecord | null>;
+  /** This worker is alive (worker_leases): its claims name it (`worker` above), and a call it
+   * serves is resumed elsewhere only once the lease has lapsed. */
+  renewWorkerLease(workerId: string): Promise<void>;
+  /** This worker serves no call any more: the lease row goes. */
+  releaseWorkerLease(workerId: string): Promise<void>;
+  /**
+   * A crash's call taken over (resume_crashed_call): the row, if still in_progress at `call`'s
+   * handoff_count, whose stream's worker has not renewed its lease for `lapseMs`, becomes
+   * handed_off with `endReason`, once. The updated row, or null (the owner is alive, the call moved
+   * on, or its claim named no worker).
+   */
+  resumeCrashedCall(call: CallRecord, lapseMs: number, endReason: string): Promise<CallRecord | null>;
   /** The heartbeat of a running stream: stream_seen_at refreshed while the row is still this
    * stream's (in_progress at handoff_count `stream`). */
   touchCallStream(callSid: string, stream: number): Promise<void>;

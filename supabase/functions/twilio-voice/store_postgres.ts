@@ -20,6 +20,7 @@ import { isPermanentSqlState, StoreError } from "./store_errors.ts";
 import {
   type AgentDbRow,
   agentFromRow,
+  CALL_COLUMNS,
   type CallDbRow,
   callFromRow,
   latestPerItem,
@@ -222,12 +223,39 @@ class PostgresStoreBackend implements StoreBackend {
     });
   }
 
-  claimCallStream(callSid: string, tenantId: string, stream: number): Promise<CallRecord | null> {
+  claimCallStream(
+    callSid: string,
+    tenantId: string,
+    stream: number,
+    worker?: string,
+  ): Promise<CallRecord | null> {
     return this.#run(async () => {
       const rows = await this.#sql<CallDbRow[]>`
-        select call_sid, tenant_id, status, end_reason, handoff_count, usage, stream_seen_at,
-               transfer_to, transfer_outcome, from_number, direction, outbound_context, metrics
-        from public.claim_call_stream(${callSid}, ${tenantId}::uuid, ${stream}::integer)`;
+        select ${this.#sql.unsafe(CALL_COLUMNS)}
+        from public.claim_call_stream(${callSid}, ${tenantId}::uuid, ${stream}::integer,
+                                      ${worker ?? null}::uuid)`;
+      return rows[0] ? callFromRow(rows[0]) : null;
+    });
+  }
+
+  renewWorkerLease(workerId: string): Promise<void> {
+    return this.#run(async () => {
+      await this.#sql`select public.renew_worker_lease(${workerId}::uuid)`;
+    });
+  }
+
+  releaseWorkerLease(workerId: string): Promise<void> {
+    return this.#run(async () => {
+      await this.#sql`select public.release_worker_lease(${workerId}::uuid)`;
+    });
+  }
+
+  resumeCrashedCall(call: CallRecord, lapseMs: number, endReason: string): Promise<CallRecord | null> {
+    return this.#run(async () => {
+      const rows = await this.#sql<CallDbRow[]>`
+        select ${this.#sql.unsafe(CALL_COLUMNS)}
+        from public.resume_crashed_call(${call.callSid}, ${call.handoffCount}::integer, ${lapseMs}::integer,
+                                        ${endReason})`;
       return rows[0] ? callFromRow(rows[0]) : null;
     });
   }

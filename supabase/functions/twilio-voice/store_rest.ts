@@ -145,12 +145,39 @@ class RestStoreBackend implements StoreBackend {
     if (!data || data.length === 0) throw noCallRowError(end.callSid);
   }
 
-  async claimCallStream(callSid: string, tenantId: string, stream: number): Promise<CallRecord | null> {
-    const { data, error, status } = await this.#client
-      .rpc("claim_call_stream", { p_call_sid: callSid, p_tenant_id: tenantId, p_stream: stream })
-      .select(CALL_COLUMNS);
+  // The interface's signature, not restated: the claim names this worker when it has a lease.
+  claimCallStream: StoreBackend["claimCallStream"] = (callSid, tenantId, stream, worker) =>
+    this.#callRowRpc("claim_call_stream", {
+      p_call_sid: callSid,
+      p_tenant_id: tenantId,
+      p_stream: stream,
+      p_worker_id: worker ?? null,
+    });
+
+  async renewWorkerLease(workerId: string): Promise<void> {
+    const { error, status } = await this.#client.rpc("renew_worker_lease", { p_worker_id: workerId });
     if (error) throw storeErrorFromPostgrest(status, error);
-    // `returns setof public.calls`: PostgREST answers with the rows, none when the claim is refused.
+  }
+
+  async releaseWorkerLease(workerId: string): Promise<void> {
+    const { error, status } = await this.#client.rpc("release_worker_lease", { p_worker_id: workerId });
+    if (error) throw storeErrorFromPostgrest(status, error);
+  }
+
+  resumeCrashedCall(call: CallRecord, lapseMs: number, endReason: string): Promise<CallRecord | null> {
+    return this.#callRowRpc("resume_crashed_call", {
+      p_call_sid: call.callSid,
+      p_handoff_count: call.handoffCount,
+      p_lapse_ms: lapseMs,
+      p_end_reason: endReason,
+    });
+  }
+
+  /** A function that `returns setof public.calls`: PostgREST answers with the rows, none when the
+   * function changed nothing. */
+  async #callRowRpc(name: string, args: Record<string, unknown>): Promise<CallRecord | null> {
+    const { data, error, status } = await this.#client.rpc(name, args).select(CALL_COLUMNS);
+    if (error) throw storeErrorFromPostgrest(status, error);
     const [row] = (data ?? []) as unknown as CallDbRow[];
     return row ? callFromRow(row) : null;
   }

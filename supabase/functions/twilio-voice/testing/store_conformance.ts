@@ -2,7 +2,7 @@
 // over direct SQL, store_rest_test.ts over supabase-js and the PostgREST contract server.
 
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import type { StoreBackend, TurnRow } from "../store.ts";
+import type { CallRecord, StoreBackend, TurnRow } from "../store.ts";
 import { StoreError } from "../store_errors.ts";
 import { registerToolStoreConformance } from "./tool_store_conformance.ts";
 import { registerCallStatusStoreConformance } from "./call_status_store_conformance.ts";
@@ -359,6 +359,70 @@ export function registerStoreConformance(suite: string, open: () => Promise<Open
       const carried = { turns: [first], audio_in_ms: 4000, audio_out_ms: 1500 };
       assertEquals((await backend.claimCallStream(callSid, tenant.tenantId, 1))?.metrics, carried);
       assertEquals((await backend.getCall(callSid))?.metrics, carried);
+    },
+  );
+
+  backendTest(
+    "a crashed worker's call is taken over once, only after its lease lapsed, never one whose claim named no worker",
+    async (backend) => {
+      const tenant = await withAdmin((sql) => seedTenant(sql));
+      const callSid = await withAdmin((sql) => seedCall(sql, tenant));
+      const owner = crypto.randomUUID();
+      const reason = "handoff:crash:reply";
+      // What the connect action read: the row at a handoff count (the compare-and-set's expectation).
+      const at = (sid: string, handoffCount: number): CallRecord => ({
+        callSid: sid,
+        tenantId: tenant.tenantId,
+        status: "in_progress",
+        endReason: null,
+        handoffCount,
+        usage: {},
+        streamClaimed: true,
+      });
+      // The claim renews the owner's lease in the same statement: fresh from the first moment.
+      assertEquals(
+        (await backend.claimCallStream(callSid, tenant.tenantId, 0, owner))?.status,
+        "in_progress",
+      );
+      assertEquals(
+        await backend.resumeCrashedCall(at(callSid, 0), 60_000, reason),
+        null,
+        "the owner is alive",
+      );
+      await backend.renewWorkerLease(owner);
+      assertEquals(await backend.resumeCrashedCall(at(callSid, 0), 60_000, reason), null, "renewed: alive");
+      assertEquals(
+        await backend.resumeCrashedCall(at(callSid, 1), 0, reason),
+        null,
+        "not the row's handoff count",
+      );
+      // A lapse of 0 ms: every lease is older than that.
+      const taken = await backend.resumeCrashedCall(at(callSid, 0), 0, reason);
+      assertEquals([taken?.status, taken?.endReason, taken?.handoffCount], ["handed_off", reason, 0]);
+      assertEquals(await backend.resumeCrashedCall(at(callSid, 0), 0, reason), null, "once");
+      const rescuer = crypto.randomUUID();
+      assertEquals((await backend.claimCallStream(callSid, tenant.tenantId, 1, rescuer))?.handoffCount, 1);
+      assertEquals(
+        await backend.resumeCrashedCall(at(callSid, 1), 60_000, reason),
+        null,
+        "the new owner is alive",
+      );
+      await backend.releaseWorkerLease(rescuer);
+      assertEquals(
+        (await backend.resumeCrashedCall(at(callSid, 1), 60_000, reason))?.status,
+        "handed_off",
+        "a released lease counts as lapsed",
+      );
+
+      const unnamed = await withAdmin((sql) => seedCall(sql, tenant));
+      await backend.claimCallStream(unnamed, tenant.tenantId, 0);
+      assertEquals(await backend.resumeCrashedCall(at(unnamed, 0), 0, reason), null, "no worker named");
+      const unclaimed = await withAdmin((sql) => seedCall(sql, tenant));
+      assertEquals(
+        await backend.resumeCrashedCall(at(unclaimed, 0), 0, reason),
+        null,
+        "no stream claimed it",
+      );
     },
   );
 

@@ -10,7 +10,11 @@ export function overriding(backend: StoreBackend, overrides: Partial<StoreBacken
     getCall: (callSid) => backend.getCall(callSid),
     upsertTurns: (rows) => backend.upsertTurns(rows),
     finishCall: (end) => backend.finishCall(end),
-    claimCallStream: (callSid, tenantId, stream) => backend.claimCallStream(callSid, tenantId, stream),
+    claimCallStream: (callSid, tenantId, stream, workerId) =>
+      backend.claimCallStream(callSid, tenantId, stream, workerId),
+    renewWorkerLease: (workerId) => backend.renewWorkerLease(workerId),
+    releaseWorkerLease: (workerId) => backend.releaseWorkerLease(workerId),
+    resumeCrashedCall: (call, lapseMs, endReason) => backend.resumeCrashedCall(call, lapseMs, endReason),
     touchCallStream: (callSid, stream) => backend.touchCallStream(callSid, stream),
     finalizeStaleCalls: () => backend.finalizeStaleCalls(),
     loadTurns: (callSid) => backend.loadTurns(callSid),
