@@ -23,9 +23,9 @@ import pytest
 
 from supactl.database import tenants
 from supactl.database.connection import connect
-from supactl.dev_stack.deno_runtime import deno_binary
 from supactl.dev_stack.realtime_peer import PeerBehaviour, RealtimePeer
 from supactl.project_files import bundled_function_dir
+from supactl.selfhost.deno_release import shipped_deno, user_cache_dir
 from supactl.selfhost.runtime_bundle import LAUNCHER, build_bundle
 from supactl.simulator.call_script import HangUp, Play, Silence, WaitForReply
 from supactl.simulator.simulated_call import CallOptions, CallReport, place_call_async
@@ -93,7 +93,9 @@ backend workers
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    return build_bundle(tmp_path_factory.mktemp("fleet") / "bundle", bundled_function_dir(), deno_binary())
+    """What `supactl selfhost build` makes and the Containerfile runs: on the shipped Deno release."""
+    return build_bundle(tmp_path_factory.mktemp("fleet") / "bundle", bundled_function_dir(),
+                        shipped_deno(user_cache_dir()))
 
 
 @pytest.fixture(scope="module")
