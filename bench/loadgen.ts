@@ -5,9 +5,9 @@
 //   Twilio stream --media--> bridge --input_audio_buffer.append--> peer      (uplink, timed at the peer)
 //   Twilio stream <--media-- bridge <--response.output_audio.delta-- peer    (downlink, timed here)
 //
-// Each caller frame's payload carries its send time in its first 12 base64 characters (digits are
+// Each caller frame's payload carries its send time in its first 16 base64 characters (digits are
 // base64 characters, so the payload stays valid base64 and the bridge relays it untouched); the
-// peer echoes the payload as an audio delta with its own send time in the next 12.
+// peer echoes the payload as an audio delta with its own send time in the next 16.
 //
 // Sockets are ws_wire.ts's (TCP_NODELAY, see there). Usage: deno run -A bench/loadgen.ts '<json options>'.
 // Progress and the result are JSON lines on stdout: {"phase":"peer_listening"}, "ramped",
@@ -322,7 +322,9 @@ interface Call {
   socket: WireSocket;
   sequence: number;
   chunk: number;
-  pendingMarks: string[];
+  /** Names of marks played, to echo: each a JSON string's bytes, quotes included. */
+  pendingMarks: Uint8Array[];
+  markMiddle: Uint8Array;
   media: MediaTemplate;
   live: boolean;
   closed: boolean;
@@ -425,6 +427,7 @@ async function placeCall(index: number): Promise<void> {
     sequence: 0,
     chunk: 0,
     pendingMarks: [],
+    markMiddle: ascii(`","streamSid":"${streamSid}","mark":{"name":`),
     live: false,
     closed: false,
   };
@@ -452,9 +455,38 @@ async function placeCall(index: number): Promise<void> {
 
 const MEDIA_EVENT = ascii('{"event":"media",');
 const PAYLOAD_KEY = ascii('"payload":"');
+const MARK_EVENT = ascii('{"event":"mark",');
+const NAME_KEY = ascii('"mark":{"name":');
+const MARK_ECHO_HEAD = ascii('{"event":"mark","sequenceNumber":"');
+const QUOTE = 34;
+const BACKSLASH = 92;
+const CLOSE_BRACE = 125;
+
+/** The name of a mark the function sent in its compact form (`"mark":{"name":<string>}}` last), as
+ * the JSON string's bytes, copied; null if the frame is not in that form. */
+function markName(bytes: Uint8Array, start: number, end: number): Uint8Array | null {
+  const key = indexOfBytes(bytes, NAME_KEY, start + MARK_EVENT.length, end);
+  const name = key + NAME_KEY.length;
+  if (key < 0 || bytes[name] !== QUOTE || bytes[end - 1] !== CLOSE_BRACE || bytes[end - 2] !== CLOSE_BRACE) {
+    return null;
+  }
+  // The string must end exactly before the two braces: find its closing quote past any escapes.
+  let at = name + 1;
+  while (at < end && bytes[at] !== QUOTE) at += bytes[at] === BACKSLASH ? 2 : 1;
+  return at === end - 3 ? bytes.slice(name, end - 2) : null;
+}
+
+function markPlayed(call: Call, name: Uint8Array): void {
+  counts.marksReceived++;
+  call.pendingMarks.push(name);
+}
 
 /** The function's media frames are timed from their bytes; anything else is read as text. */
 function receiveFrame(call: Call, bytes: Uint8Array, start: number, end: number): void {
+  if (startsWith(bytes, start, end, MARK_EVENT)) {
+    const name = markName(bytes, start, end);
+    if (name) return markPlayed(call, name);
+  }
   const key = startsWith(bytes, start, end, MEDIA_EVENT)
     ? indexOfBytes(bytes, PAYLOAD_KEY, start + MEDIA_EVENT.length, end)
     : -1;
@@ -490,10 +522,8 @@ function receive(call: Call, data: string): void {
     return timeDownlink(call, sentUs, Number(data.slice(start + STAMP_CHARS, start + 2 * STAMP_CHARS)));
   }
   const message = JSON.parse(data);
-  if (message.event === "mark") {
-    counts.marksReceived++;
-    call.pendingMarks.push(message.mark.name);
-  } else if (message.event === "clear") {
+  if (message.event === "mark") markPlayed(call, encoder.encode(JSON.stringify(message.mark.name)));
+  else if (message.event === "clear") {
     counts.clears++;
     // Twilio echoes every pending mark at once after a clear.
     sendFrames(call, false);
@@ -513,19 +543,14 @@ function sendFrames(call: Call, media: boolean): void {
     );
   }
   const template = call.media;
-  const echoes = call.pendingMarks.map((name) =>
-    ascii(
-      `{"event":"mark","sequenceNumber":"${++call
-        .sequence}","streamSid":"${call.streamSid}",` +
-        `"mark":{"name":${JSON.stringify(name)}}}`,
-    )
-  );
-  counts.marksEchoed += echoes.length;
-  call.pendingMarks.length = 0;
+  // Each echo: {"event":"mark","sequenceNumber":"<n>","streamSid":"<sid>","mark":{"name":<name>}}
+  const echoLength = (name: Uint8Array, number: number) =>
+    MARK_ECHO_HEAD.length + digitCount(number) + call.markMiddle.length + name.length + 2;
   let size = media ? template.frame.length : 0;
-  for (const echo of echoes) {
-    size += textHeaderSize(echo.length, true) + echo.length;
-  }
+  call.pendingMarks.forEach((name, index) => {
+    const length = echoLength(name, call.sequence + 1 + index);
+    size += textHeaderSize(length, true) + length;
+  });
   if (!size) return;
   slab.reserve(size);
   const out = slab.bytes;
@@ -540,11 +565,20 @@ function sendFrames(call: Call, media: boolean): void {
     writeDigits(out, at + template.stampAt, sentUs, STAMP_CHARS);
     at += template.frame.length;
   }
-  for (const echo of echoes) {
-    at = writeTextHeader(out, at, echo.length, true);
-    out.set(echo, at);
-    at += echo.length;
+  for (const name of call.pendingMarks) {
+    const number = ++call.sequence;
+    const width = digitCount(number);
+    at = writeTextHeader(out, at, echoLength(name, number), true);
+    out.set(MARK_ECHO_HEAD, at);
+    writeDigits(out, at += MARK_ECHO_HEAD.length, number, width);
+    out.set(call.markMiddle, at += width);
+    out.set(name, at += call.markMiddle.length);
+    at += name.length;
+    out[at++] = CLOSE_BRACE;
+    out[at++] = CLOSE_BRACE;
+    counts.marksEchoed++;
   }
+  call.pendingMarks.length = 0;
   call.socket.sendOwned(slab.take(at));
 }
 
