@@ -93,6 +93,11 @@ function readDigits(bytes: Uint8Array, at: number, width: number): number {
   return value;
 }
 
+/** A few hundred bytes are copied faster by a loop than through a subarray view made for `set`. */
+function copyBytes(out: Uint8Array, at: number, bytes: Uint8Array, from: number, to: number): void {
+  for (let i = from; i < to; i++) out[at++] = bytes[i];
+}
+
 function startsWith(bytes: Uint8Array, start: number, end: number, prefix: Uint8Array): boolean {
   if (end - start < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) {
@@ -218,10 +223,10 @@ function peerSession(socket: WireSocket, sessionNo: number): void {
     let at = writeTextHeader(out, slab.at, length, socket.masked);
     out.set(deltaPrefix, at);
     at += deltaPrefix.length;
-    out.set(bytes.subarray(start, start + STAMP_CHARS), at);
+    copyBytes(out, at, bytes, start, start + STAMP_CHARS);
     // Sent within a microsecond of its arrival: the arrival time serves as the send time.
     writeDigits(out, at + STAMP_CHARS, received, STAMP_CHARS);
-    out.set(bytes.subarray(start + 2 * STAMP_CHARS, end), at + 2 * STAMP_CHARS);
+    copyBytes(out, at + 2 * STAMP_CHARS, bytes, start + 2 * STAMP_CHARS, end);
     at += end - start;
     out.set(JSON_STRING_END, at);
     socket.sendOwned(slab.take(at + JSON_STRING_END.length));
@@ -530,6 +535,10 @@ function receive(call: Call, data: string): void {
   }
 }
 
+/** An echo: {"event":"mark","sequenceNumber":"<number>","streamSid":"<sid>","mark":{"name":<name>}} */
+const echoLength = (call: Call, name: Uint8Array, number: number) =>
+  MARK_ECHO_HEAD.length + digitCount(number) + call.markMiddle.length + name.length + 2;
+
 /** Writes the next media frame (if `media`) and then the echo of every pending mark, in one write. */
 function sendFrames(call: Call, media: boolean): void {
   const sequence = media ? ++call.sequence : 0;
@@ -543,14 +552,11 @@ function sendFrames(call: Call, media: boolean): void {
     );
   }
   const template = call.media;
-  // Each echo: {"event":"mark","sequenceNumber":"<n>","streamSid":"<sid>","mark":{"name":<name>}}
-  const echoLength = (name: Uint8Array, number: number) =>
-    MARK_ECHO_HEAD.length + digitCount(number) + call.markMiddle.length + name.length + 2;
   let size = media ? template.frame.length : 0;
-  call.pendingMarks.forEach((name, index) => {
-    const length = echoLength(name, call.sequence + 1 + index);
+  for (let index = 0; index < call.pendingMarks.length; index++) {
+    const length = echoLength(call, call.pendingMarks[index], call.sequence + 1 + index);
     size += textHeaderSize(length, true) + length;
-  });
+  }
   if (!size) return;
   slab.reserve(size);
   const out = slab.bytes;
@@ -568,7 +574,7 @@ function sendFrames(call: Call, media: boolean): void {
   for (const name of call.pendingMarks) {
     const number = ++call.sequence;
     const width = digitCount(number);
-    at = writeTextHeader(out, at, echoLength(name, number), true);
+    at = writeTextHeader(out, at, echoLength(call, name, number), true);
     out.set(MARK_ECHO_HEAD, at);
     writeDigits(out, at += MARK_ECHO_HEAD.length, number, width);
     out.set(call.markMiddle, at += width);
