@@ -5,15 +5,23 @@
 //   Twilio stream --media--> bridge --input_audio_buffer.append--> peer      (uplink, timed at the peer)
 //   Twilio stream <--media-- bridge <--response.output_audio.delta-- peer    (downlink, timed here)
 //
-// Each caller frame's payload carries its send time in its first 12 base64 characters (digits are
+// Each caller frame's payload carries its send time in its first 16 base64 characters (digits are
 // base64 characters, so the payload stays valid base64 and the bridge relays it untouched); the
-// peer echoes the payload as an audio delta with its own send time in the next 12.
+// peer echoes the payload as an audio delta with its own send time in the next 16.
 //
 // Sockets are ws_wire.ts's (TCP_NODELAY, see there). Usage: deno run -A bench/loadgen.ts '<json options>'.
 // Progress and the result are JSON lines on stdout: {"phase":"peer_listening"}, "ramped",
 // "window_start", "window_end", "result".
 
-import { connect, listen, type UpgradeRequest, type WireSocket } from "./ws_wire.ts";
+import {
+  connect,
+  listen,
+  Slab,
+  textHeaderSize,
+  type UpgradeRequest,
+  type WireSocket,
+  writeTextHeader,
+} from "./ws_wire.ts";
 
 interface Options {
   functionUrl: string; // the webhook URL Twilio posts to (signed as is)
@@ -48,8 +56,66 @@ const PHASES = 10;
 
 // Absolute microseconds, so a peer in another process stamps on the same clock.
 const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
-const stamp = (us: number): string => String(us).padStart(STAMP_CHARS, "0");
 const emit = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
+
+// ---- bytes: the per-frame path neither encodes nor decodes text (see ws_wire.ts) ----
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const ascii = (text: string) => encoder.encode(text);
+const slab = new Slab();
+
+const digitCount = (value: number): number => {
+  let count = 1;
+  while (value >= 10) {
+    value = Math.floor(value / 10);
+    count++;
+  }
+  return count;
+};
+
+/** Writes `value` as exactly `width` decimal digits ending at `at + width` (zero-padded). */
+function writeDigits(out: Uint8Array, at: number, value: number, width: number): void {
+  for (let i = at + width - 1; i >= at; i--) {
+    out[i] = 48 + (value % 10);
+    value = Math.floor(value / 10);
+  }
+}
+
+/** The number in `width` digits at `at`; NaN if any is not a digit (as Number() of the text). */
+function readDigits(bytes: Uint8Array, at: number, width: number): number {
+  let value = 0;
+  for (let i = at; i < at + width; i++) {
+    const digit = bytes[i] - 48;
+    if (digit < 0 || digit > 9) return NaN;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+/** A few hundred bytes are copied faster by a loop than through a subarray view made for `set`. */
+function copyBytes(out: Uint8Array, at: number, bytes: Uint8Array, from: number, to: number): void {
+  for (let i = from; i < to; i++) out[at++] = bytes[i];
+}
+
+function startsWith(bytes: Uint8Array, start: number, end: number, prefix: Uint8Array): boolean {
+  if (end - start < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    if (bytes[start + i] !== prefix[i]) return false;
+  }
+  return true;
+}
+
+function indexOfBytes(bytes: Uint8Array, pattern: Uint8Array, from: number, end: number): number {
+  for (
+    let at = bytes.indexOf(pattern[0], from);
+    at >= 0 && at + pattern.length <= end;
+  ) {
+    if (startsWith(bytes, at, end, pattern)) return at;
+    at = bytes.indexOf(pattern[0], at + 1);
+  }
+  return -1;
+}
 
 // ---- what is measured ----
 
@@ -104,13 +170,15 @@ const fail = (reason: string): void => {
 
 // ---- the Realtime peer (GA, just enough: subprotocol auth, session.update, append -> delta) ----
 
-const APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"';
+const APPEND_PREFIX = ascii('{"type":"input_audio_buffer.append","audio":"');
+const JSON_STRING_END = ascii('"}');
 
 function peerSession(socket: WireSocket, sessionNo: number): void {
   const responseId = `resp_bench${sessionNo}`;
   const itemId = `item_bench${sessionNo}`;
-  const deltaPrefix =
-    `{"type":"response.output_audio.delta","event_id":"event_bench","response_id":"${responseId}","item_id":"${itemId}","output_index":0,"content_index":0,"delta":"`;
+  const deltaPrefix = ascii(
+    `{"type":"response.output_audio.delta","event_id":"event_bench","response_id":"${responseId}","item_id":"${itemId}","output_index":0,"content_index":0,"delta":"`,
+  );
   socket.send(
     JSON.stringify({
       type: "session.created",
@@ -118,31 +186,50 @@ function peerSession(socket: WireSocket, sessionNo: number): void {
       session: { type: "realtime", id: `sess_${sessionNo}` },
     }),
   );
-  socket.onText = (data) => {
-    let audio: string | null = null;
-    if (data.startsWith(APPEND_PREFIX)) audio = data.slice(APPEND_PREFIX.length, data.length - 2);
-    else {
-      let message;
-      try {
-        message = JSON.parse(data);
-      } catch {
-        return fail("peer_not_json");
-      }
-      if (message.type === "input_audio_buffer.append") audio = message.audio;
-      else if (message.type === "session.update") {
-        return answerSessionUpdate(socket, message, responseId, itemId);
-      } else return;
+  // The bridge's append in its compact form is answered from its bytes; any other text the slow way.
+  socket.onFrame = (bytes, start, end) => {
+    if (startsWith(bytes, start, end, APPEND_PREFIX)) {
+      answerAppend(bytes, start + APPEND_PREFIX.length, end - JSON_STRING_END.length);
+    } else onText(decoder.decode(bytes.subarray(start, end)));
+  };
+  const onText = (data: string) => {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return fail("peer_not_json");
     }
-    if (typeof audio !== "string" || audio.length < 2 * STAMP_CHARS) return fail("peer_bad_audio");
+    if (message.type === "input_audio_buffer.append") {
+      if (typeof message.audio !== "string") return fail("peer_bad_audio");
+      const audio = ascii(message.audio);
+      answerAppend(audio, 0, audio.length);
+    } else if (message.type === "session.update") {
+      answerSessionUpdate(socket, message, responseId, itemId);
+    }
+  };
+  /** The append's audio is `bytes[start, end)`: its caller stamp, then room for the peer's. */
+  const answerAppend = (bytes: Uint8Array, start: number, end: number) => {
+    if (end - start < 2 * STAMP_CHARS) return fail("peer_bad_audio");
     const received = nowUs();
-    const sentUs = Number(audio.slice(0, STAMP_CHARS));
+    const sentUs = readDigits(bytes, start, STAMP_CHARS);
     if (inWindow(sentUs)) {
       counts.uplinkReceived++;
       uplink.push((received - sentUs) / 1000);
     }
-    socket.send(
-      deltaPrefix + audio.slice(0, STAMP_CHARS) + stamp(nowUs()) + audio.slice(2 * STAMP_CHARS) + '"}',
-    );
+    // The delta: the same audio with the peer's send time in the second stamp.
+    const length = deltaPrefix.length + (end - start) + JSON_STRING_END.length;
+    slab.reserve(textHeaderSize(length, socket.masked) + length);
+    const out = slab.bytes;
+    let at = writeTextHeader(out, slab.at, length, socket.masked);
+    out.set(deltaPrefix, at);
+    at += deltaPrefix.length;
+    copyBytes(out, at, bytes, start, start + STAMP_CHARS);
+    // Sent within a microsecond of its arrival: the arrival time serves as the send time.
+    writeDigits(out, at + STAMP_CHARS, received, STAMP_CHARS);
+    copyBytes(out, at + 2 * STAMP_CHARS, bytes, start + 2 * STAMP_CHARS, end);
+    at += end - start;
+    out.set(JSON_STRING_END, at);
+    socket.sendOwned(slab.take(at + JSON_STRING_END.length));
   };
 }
 
@@ -212,7 +299,6 @@ function startPeer(port: number): Deno.Listener {
 
 // ---- Twilio ----
 
-const encoder = new TextEncoder();
 const hmacKey = await crypto.subtle.importKey(
   "raw",
   encoder.encode(options.authToken),
@@ -241,9 +327,64 @@ interface Call {
   socket: WireSocket;
   sequence: number;
   chunk: number;
-  pendingMarks: string[];
+  /** Names of marks played, to echo: each a JSON string's bytes, quotes included. */
+  pendingMarks: Uint8Array[];
+  markMiddle: Uint8Array;
+  media: MediaTemplate;
   live: boolean;
   closed: boolean;
+}
+
+/** One stream's media frame, header included, encoded once per width of its counters: a frame is
+ * this copied and its four numbers written over their places. */
+class MediaTemplate {
+  readonly frame: Uint8Array;
+  readonly sequenceAt: number;
+  readonly chunkAt: number;
+  readonly timestampAt: number;
+  readonly stampAt: number;
+
+  constructor(
+    streamSid: string,
+    readonly sequenceWidth: number,
+    readonly chunkWidth: number,
+    readonly timestampWidth: number,
+  ) {
+    const parts = [
+      '{"event":"media","sequenceNumber":"',
+      "0".repeat(sequenceWidth),
+      '","media":{"track":"inbound","chunk":"',
+      "0".repeat(chunkWidth),
+      '","timestamp":"',
+      "0".repeat(timestampWidth),
+      '","payload":"',
+      "0".repeat(STAMP_CHARS),
+      `${PEER_STAMP_PLACEHOLDER}${PAYLOAD_TAIL}"},"streamSid":"${streamSid}"}`,
+    ];
+    const json = parts.join("");
+    const head = textHeaderSize(json.length, true);
+    this.frame = new Uint8Array(head + json.length);
+    encoder.encodeInto(json, this.frame.subarray(writeTextHeader(this.frame, 0, json.length, true)));
+    // The text is ASCII: characters are bytes.
+    const offsets: number[] = [];
+    let at = head;
+    for (const part of parts) {
+      offsets.push(at);
+      at += part.length;
+    }
+    [this.sequenceAt, this.chunkAt, this.timestampAt, this.stampAt] = [
+      offsets[1],
+      offsets[3],
+      offsets[5],
+      offsets[7],
+    ];
+  }
+
+  fits(sequence: number, chunk: number, timestamp: number): boolean {
+    return digitCount(sequence) === this.sequenceWidth &&
+      digitCount(chunk) === this.chunkWidth &&
+      digitCount(timestamp) === this.timestampWidth;
+  }
 }
 
 const calls: Call[][] = Array.from({ length: PHASES }, () => []);
@@ -279,14 +420,19 @@ async function placeCall(index: number): Promise<void> {
     customParameters[unescapeXml(match[1])] = unescapeXml(match[2]);
   }
   const url = unescapeXml(streamUrl);
-  const socket = await connect(url, { "x-twilio-signature": await twilioSignature(url) });
+  const socket = await connect(url, {
+    "x-twilio-signature": await twilioSignature(url),
+  });
+  const streamSid = sid("MZ");
   const call: Call = {
     callSid,
     socket,
-    streamSid: sid("MZ"),
+    streamSid,
+    media: new MediaTemplate(streamSid, 1, 1, 1),
     sequence: 0,
     chunk: 0,
     pendingMarks: [],
+    markMiddle: ascii(`","streamSid":"${streamSid}","mark":{"name":`),
     live: false,
     closed: false,
   };
@@ -309,65 +455,141 @@ async function placeCall(index: number): Promise<void> {
     if (!call.closed) fail("stream_closed_by_function");
     call.closed = true;
   };
-  socket.onText = (data) => receive(call, data);
+  socket.onFrame = (bytes, start, end) => receiveFrame(call, bytes, start, end);
+}
+
+const MEDIA_EVENT = ascii('{"event":"media",');
+const PAYLOAD_KEY = ascii('"payload":"');
+const MARK_EVENT = ascii('{"event":"mark",');
+const NAME_KEY = ascii('"mark":{"name":');
+const MARK_ECHO_HEAD = ascii('{"event":"mark","sequenceNumber":"');
+const QUOTE = 34;
+const BACKSLASH = 92;
+const CLOSE_BRACE = 125;
+
+/** The name of a mark the function sent in its compact form (`"mark":{"name":<string>}}` last), as
+ * the JSON string's bytes, copied; null if the frame is not in that form. */
+function markName(bytes: Uint8Array, start: number, end: number): Uint8Array | null {
+  const key = indexOfBytes(bytes, NAME_KEY, start + MARK_EVENT.length, end);
+  const name = key + NAME_KEY.length;
+  if (key < 0 || bytes[name] !== QUOTE || bytes[end - 1] !== CLOSE_BRACE || bytes[end - 2] !== CLOSE_BRACE) {
+    return null;
+  }
+  // The string must end exactly before the two braces: find its closing quote past any escapes.
+  let at = name + 1;
+  while (at < end && bytes[at] !== QUOTE) at += bytes[at] === BACKSLASH ? 2 : 1;
+  return at === end - 3 ? bytes.slice(name, end - 2) : null;
+}
+
+function markPlayed(call: Call, name: Uint8Array): void {
+  counts.marksReceived++;
+  call.pendingMarks.push(name);
+}
+
+/** The function's media frames are timed from their bytes; anything else is read as text. */
+function receiveFrame(call: Call, bytes: Uint8Array, start: number, end: number): void {
+  if (startsWith(bytes, start, end, MARK_EVENT)) {
+    const name = markName(bytes, start, end);
+    if (name) return markPlayed(call, name);
+  }
+  const key = startsWith(bytes, start, end, MEDIA_EVENT)
+    ? indexOfBytes(bytes, PAYLOAD_KEY, start + MEDIA_EVENT.length, end)
+    : -1;
+  if (key < 0 || key + PAYLOAD_KEY.length + 2 * STAMP_CHARS > end) {
+    return receive(call, decoder.decode(bytes.subarray(start, end)));
+  }
+  const payload = key + PAYLOAD_KEY.length;
+  timeDownlink(
+    call,
+    readDigits(bytes, payload, STAMP_CHARS),
+    readDigits(bytes, payload + STAMP_CHARS, STAMP_CHARS),
+  );
+}
+
+function timeDownlink(call: Call, sentUs: number, peerUs: number): void {
+  const received = nowUs();
+  if (!call.live) {
+    call.live = true;
+    callsLive++;
+  }
+  if (inWindow(sentUs)) {
+    counts.downlinkReceived++;
+    downlink.push((received - peerUs) / 1000);
+    roundTrip.push((received - sentUs) / 1000);
+  }
 }
 
 function receive(call: Call, data: string): void {
   const at = data.indexOf('"payload":"');
   if (at >= 0) {
-    const received = nowUs();
     const start = at + 11;
     const sentUs = Number(data.slice(start, start + STAMP_CHARS));
-    const peerUs = Number(data.slice(start + STAMP_CHARS, start + 2 * STAMP_CHARS));
-    if (!call.live) {
-      call.live = true;
-      callsLive++;
-    }
-    if (inWindow(sentUs)) {
-      counts.downlinkReceived++;
-      downlink.push((received - peerUs) / 1000);
-      roundTrip.push((received - sentUs) / 1000);
-    }
-    return;
+    return timeDownlink(call, sentUs, Number(data.slice(start + STAMP_CHARS, start + 2 * STAMP_CHARS)));
   }
   const message = JSON.parse(data);
-  if (message.event === "mark") {
-    counts.marksReceived++;
-    call.pendingMarks.push(message.mark.name);
-  } else if (message.event === "clear") {
+  if (message.event === "mark") markPlayed(call, encoder.encode(JSON.stringify(message.mark.name)));
+  else if (message.event === "clear") {
     counts.clears++;
     // Twilio echoes every pending mark at once after a clear.
-    flushMarks(call);
+    sendFrames(call, false);
   }
 }
 
-function flushMarks(call: Call): void {
-  for (const name of call.pendingMarks) {
-    call.socket.send(
-      `{"event":"mark","sequenceNumber":"${++call.sequence}","streamSid":"${call.streamSid}","mark":{"name":${
-        JSON.stringify(name)
-      }}}`,
+/** An echo: {"event":"mark","sequenceNumber":"<number>","streamSid":"<sid>","mark":{"name":<name>}} */
+const echoLength = (call: Call, name: Uint8Array, number: number) =>
+  MARK_ECHO_HEAD.length + digitCount(number) + call.markMiddle.length + name.length + 2;
+
+/** Writes the next media frame (if `media`) and then the echo of every pending mark, in one write. */
+function sendFrames(call: Call, media: boolean): void {
+  const sequence = media ? ++call.sequence : 0;
+  const chunk = media ? ++call.chunk : 0;
+  if (media && !call.media.fits(sequence, chunk, chunk * FRAME_MS)) {
+    call.media = new MediaTemplate(
+      call.streamSid,
+      digitCount(sequence),
+      digitCount(chunk),
+      digitCount(chunk * FRAME_MS),
     );
+  }
+  const template = call.media;
+  let size = media ? template.frame.length : 0;
+  for (let index = 0; index < call.pendingMarks.length; index++) {
+    const length = echoLength(call, call.pendingMarks[index], call.sequence + 1 + index);
+    size += textHeaderSize(length, true) + length;
+  }
+  if (!size) return;
+  slab.reserve(size);
+  const out = slab.bytes;
+  let at = slab.at;
+  if (media) {
+    out.set(template.frame, at);
+    writeDigits(out, at + template.sequenceAt, sequence, template.sequenceWidth);
+    writeDigits(out, at + template.chunkAt, chunk, template.chunkWidth);
+    writeDigits(out, at + template.timestampAt, chunk * FRAME_MS, template.timestampWidth);
+    const sentUs = nowUs();
+    if (inWindow(sentUs)) counts.framesSent++;
+    writeDigits(out, at + template.stampAt, sentUs, STAMP_CHARS);
+    at += template.frame.length;
+  }
+  for (const name of call.pendingMarks) {
+    const number = ++call.sequence;
+    const width = digitCount(number);
+    at = writeTextHeader(out, at, echoLength(call, name, number), true);
+    out.set(MARK_ECHO_HEAD, at);
+    writeDigits(out, at += MARK_ECHO_HEAD.length, number, width);
+    out.set(call.markMiddle, at += width);
+    out.set(name, at += call.markMiddle.length);
+    at += name.length;
+    out[at++] = CLOSE_BRACE;
+    out[at++] = CLOSE_BRACE;
     counts.marksEchoed++;
   }
   call.pendingMarks.length = 0;
+  call.socket.sendOwned(slab.take(at));
 }
 
-function sendFrame(call: Call): void {
-  const sentUs = nowUs();
-  if (inWindow(sentUs)) counts.framesSent++;
-  const chunk = ++call.chunk;
-  call.socket.send(
-    `{"event":"media","sequenceNumber":"${++call
-      .sequence}","media":{"track":"inbound","chunk":"${chunk}","timestamp":"${
-      chunk * FRAME_MS
-    }","payload":"${
-      stamp(sentUs)
-    }${PEER_STAMP_PLACEHOLDER}${PAYLOAD_TAIL}"},"streamSid":"${call.streamSid}"}`,
-  );
-  // Marks are echoed once the audio before them has played: a frame period later, here.
-  if (call.pendingMarks.length) flushMarks(call);
-}
+// Marks are echoed once the audio before them has played: a frame period later, with the next frame.
+const sendFrame = (call: Call) => sendFrames(call, true);
 
 // ---- real-time pacing: every call sends one frame per 20 ms, phases spread over the period ----
 
