@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .local_http import LocalHttpServer, RecordedRequest, Reply, json_reply
-from .twilio_calls import PATHS as CALL_PATHS, CallsApi, CALL_PATH, CALLS_PATH, RECORDING_MEDIA_PATH
+from .twilio_calls import E164, PATHS as CALL_PATHS, CallsApi, CALL_PATH, CALLS_PATH, RECORDING_MEDIA_PATH
 
 API_VERSION = "2010-04-01"
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -36,7 +36,6 @@ API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
 LIST_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/IncomingPhoneNumbers\.json$")
 INSTANCE_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/IncomingPhoneNumbers/([^/]+)\.json$")
 NUMBER_SID = re.compile(r"^PN[0-9a-fA-F]{32}$")
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
 
 def _sid(prefix: str) -> str:
