@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.bridge_load import TARGET_LABELS
-from bench.svg_plot import line_chart
+from supactl.svg_plot import line_chart
 
 # Targets of issue 7 ("Benchmarks"), and the Edge runtime's CPU budget per request
 # (https://supabase.com/docs/guides/functions/limits).
