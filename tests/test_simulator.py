@@ -117,6 +117,9 @@ class ScriptedFunction:
         self.streams: list[list[dict]] = []
         self.mark_echo_delay: dict[str, float] = {}
         self.refused_upgrades = 0
+        # The server reads frames on its own thread, which may lag behind the caller's close:
+        # set once the last stream has read its `stop`, so the test asserts on everything.
+        self.last_stream_done = threading.Event()
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), self._http_handler())
         self.ws = serve(self._stream, "127.0.0.1", 0, process_request=self._check_upgrade)
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}/functions/v1/twilio-voice"
@@ -199,6 +202,7 @@ class ScriptedFunction:
             ws.close()  # hand off: the simulator must ask the action for the next TwiML
             return
         receive_until(lambda f: f["event"] == "stop")
+        self.last_stream_done.set()
 
 
 @pytest.fixture()
@@ -213,6 +217,7 @@ def test_simulated_call_signs_streams_echoes_marks_honours_clear_and_follows_the
                           record_to=tmp_path / "heard.wav")
     script = [Silence(3.2), Play(bytes([0x20]) * 1600), Dtmf("5"), Silence(0.2), HangUp()]
     report = place_call(options, script)
+    assert function.last_stream_done.wait(10), "the scripted function never read the caller's stop"
 
     webhook, action = function.posts
     assert webhook["CallSid"] == action["CallSid"] == report.call_sid
