@@ -183,23 +183,20 @@ def run_level(target: str, calls: int, db: Database, workdir: Path, *, ramp_per_
     with log.open("wb") as log_file:
         server = subprocess.Popen(pinned(argv, 0), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                   stdout=log_file, stderr=subprocess.STDOUT)
-    load = None
+    load = peer = None
     try:
         _wait_listening(server, server_port, log)
         idle_rss = rss_mb(server.pid)
+        peer = _start_load_process("model_peer.ts", {"port": peer_port})
+        ready = json.loads(peer.stdout.readline() or "{}")
+        if ready.get("phase") != "peer_listening":
+            raise BenchError(f"the model peer did not start (code {peer.poll()}):\n" + "".join(peer.errors)[-3000:])
         options = {
             "functionUrl": function_url, "authToken": AUTH_TOKEN, "toNumber": db.to_number, "calls": calls,
             "rampPerSecond": ramp_per_s, "warmSeconds": warm_s, "windowSeconds": window_s,
-            "graceSeconds": GRACE_S, "peerPort": peer_port,
+            "graceSeconds": GRACE_S,
         }
-        load = subprocess.Popen(
-            pinned([str(deno_binary()), "run", "-A", "--no-prompt", str(BENCH_DIR / "loadgen.ts"),
-                    json.dumps(options)], 1),
-            cwd=BENCH_DIR, env=deno_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )
-        stderr: list[str] = []
-        threading.Thread(target=lambda: stderr.extend(load.stderr), daemon=True).start()
+        load = _start_load_process("loadgen.ts", options)
         marks: dict[str, dict] = {}
         profiler = None
         result = None
@@ -207,8 +204,9 @@ def run_level(target: str, calls: int, db: Database, workdir: Path, *, ramp_per_
             event = json.loads(line)
             phase = event.get("phase")
             if phase in ("window_start", "window_end"):
-                marks[phase] = {"at": time.monotonic(), "server_cpu": cpu_times(server.pid),
-                                "load_cpu": cpu_times(load.pid), "server_rss": rss_mb(server.pid)}
+                marks[phase] = {"at": time.monotonic(), "at_us": event["at_us"], "server_cpu": cpu_times(server.pid),
+                                "load_cpu": cpu_times(load.pid), "peer_cpu": cpu_times(peer.pid),
+                                "server_rss": rss_mb(server.pid)}
                 if profile_to and phase == "window_start":
                     from bench.profile import CpuProfiler
 
@@ -223,14 +221,51 @@ def run_level(target: str, calls: int, db: Database, workdir: Path, *, ramp_per_
         load.wait(timeout=30)
         if result is None or set(marks) < {"window_start", "window_end"}:
             raise BenchError(f"the load generator ended without a result (code {load.returncode}):\n"
-                             + "".join(stderr)[-3000:] + "\n" + _tail(log))
+                             + "".join(load.errors)[-3000:] + "\n" + _tail(log))
+        # The peer times the uplink: it reports the frames sent in the callers' window.
+        window = {"start_us": marks["window_start"]["at_us"], "end_us": marks["window_end"]["at_us"]}
+        peer.stdin.write(json.dumps({"window": window}) + "\n")
+        peer.stdin.flush()
+        peer_result = json.loads(peer.stdout.readline() or "{}")
+        if peer_result.get("phase") != "result":
+            raise BenchError(f"the model peer ended without a result (code {peer.poll()}):\n"
+                             + "".join(peer.errors)[-3000:])
+        result = _merge_peer(result, peer_result)
         if server.poll() is not None:
             raise BenchError(f"the server died during the run (code {server.returncode}):\n{_tail(log)}")
     finally:
-        if load is not None and load.poll() is None:
-            load.kill()
+        for process in (load, peer):
+            if process is not None and process.poll() is None:
+                process.kill()
         _stop(server)
     return {**summarize(target, calls, result, marks, idle_rss), "server_warnings": server_warnings(log)}
+
+
+class LoadProcess(subprocess.Popen):
+    """A load-side Deno process whose stderr is collected on a thread (so it never blocks on it)."""
+
+    errors: list[str]
+
+
+def _start_load_process(script: str, options: dict) -> LoadProcess:
+    """bench/<script> on the load side's core, with JSON options; JSON lines on its stdout."""
+    process = LoadProcess(
+        pinned([str(deno_binary()), "run", "-A", "--no-prompt", str(BENCH_DIR / script), json.dumps(options)], 1),
+        cwd=BENCH_DIR, env=deno_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.errors = []
+    threading.Thread(target=lambda: process.errors.extend(process.stderr), daemon=True).start()
+    return process
+
+
+def _merge_peer(result: dict, peer: dict) -> dict:
+    """The callers' result with the peer's side of it: the uplink is timed where it arrives."""
+    failures = dict(result["failures"])
+    for reason, count in peer["failures"].items():
+        failures[f"peer:{reason}"] = failures.get(f"peer:{reason}", 0) + count
+    return {**result, "uplink": peer["uplink"], "uplink_lost": result["frames_sent"] - peer["uplink_received"],
+            "peer_sessions": peer["peer_sessions"], "peer_refused": peer["peer_refused"], "failures": failures}
 
 
 def server_warnings(log: Path) -> dict[str, int]:
@@ -253,6 +288,7 @@ def summarize(target: str, calls: int, result: dict, marks: dict, idle_rss: floa
     server_cpu = sum(end["server_cpu"]) - sum(start["server_cpu"])
     server_system = end["server_cpu"][1] - start["server_cpu"][1]
     load_cpu = sum(end["load_cpu"]) - sum(start["load_cpu"])
+    peer_cpu = sum(end["peer_cpu"]) - sum(start["peer_cpu"])
     live = result["calls_live"]
     call_minutes = live * wall / 60
     sent = result["frames_sent"]
@@ -277,7 +313,10 @@ def summarize(target: str, calls: int, result: dict, marks: dict, idle_rss: floa
         "cpu_s_per_400s_call": round(per_call_minute * 400 / 60, 3) if per_call_minute is not None else None,
         "server_rss_mb": round(end["server_rss"], 1),
         "rss_kb_per_call": round((end["server_rss"] - idle_rss) * 1024 / live, 1) if live else None,
+        # The load side's core runs the callers (the generator) and the model peer, each measured.
         "load_cpu_share": round(load_cpu / wall, 3),
+        "peer_cpu_share": round(peer_cpu / wall, 3),
+        "load_core_share": round((load_cpu + peer_cpu) / wall, 3),
         "load_system_pct": round(100 * (end["load_cpu"][1] - start["load_cpu"][1]) / load_cpu, 1) if load_cpu else None,
         "load_scheduling_lag": result["scheduling_lag"],
         "marks_received": result["marks_received"],

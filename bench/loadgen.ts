@@ -1,27 +1,45 @@
-// The load side of the bridge benchmark, in one Deno process (pinned to its own core, apart from
-// the bridge under test): N simulated Twilio Media Streams at real time, and the fast Realtime
-// peer the bridge connects to. Both ends live here so one clock times every frame:
+// The callers of the bridge benchmark, in one Deno process pinned to the load side's core (apart
+// from the bridge under test): N simulated Twilio Media Streams at real time. The model they talk
+// to is bench/model_peer.ts, in its own process, so each side's CPU is its own figure:
 //
 //   Twilio stream --media--> bridge --input_audio_buffer.append--> peer      (uplink, timed at the peer)
 //   Twilio stream <--media-- bridge <--response.output_audio.delta-- peer    (downlink, timed here)
 //
 // Each caller frame's payload carries its send time in its first 16 base64 characters (digits are
 // base64 characters, so the payload stays valid base64 and the bridge relays it untouched); the
-// peer echoes the payload as an audio delta with its own send time in the next 16.
+// peer echoes the payload as an audio delta with its own send time in the next 16, both on the
+// machine's monotonic clock (load_common.ts).
 //
-// Sockets are ws_wire.ts's (TCP_NODELAY, see there). Usage: deno run -A bench/loadgen.ts '<json options>'.
-// Progress and the result are JSON lines on stdout: {"phase":"peer_listening"}, "ramped",
-// "window_start", "window_end", "result".
+// Everything runs in one synchronous loop over raw non-blocking sockets (epoll_ws.ts on
+// libc_net.ts, TCP_NODELAY): the process sleeps only in epoll_wait, until a socket is ready or the
+// next phase of frames is due, so its own cost per message is little more than the read or write.
+// Usage: deno run -A bench/loadgen.ts '<json options>'. Progress and the result are JSON lines on
+// stdout: "ramped", "window_start" and "window_end" (with `at_us`), "result".
 
+import { createHmac } from "node:crypto";
 import {
-  connect,
-  listen,
+  connectWebSocket,
+  EventLoop,
+  httpRequest,
   Slab,
   textHeaderSize,
-  type UpgradeRequest,
-  type WireSocket,
+  type WebSocket,
   writeTextHeader,
-} from "./ws_wire.ts";
+} from "./epoll_ws.ts";
+import {
+  ascii,
+  digitCount,
+  emit,
+  Failures,
+  indexOfBytes,
+  nowUs,
+  readDigits,
+  round,
+  Samples,
+  STAMP_CHARS,
+  startsWith,
+  writeDigits,
+} from "./load_common.ts";
 
 interface Options {
   functionUrl: string; // the webhook URL Twilio posts to (signed as is)
@@ -33,7 +51,6 @@ interface Options {
   warmSeconds: number;
   windowSeconds: number;
   graceSeconds: number;
-  peerPort: number;
 }
 
 const options: Options = {
@@ -45,273 +62,39 @@ const options: Options = {
   ...JSON.parse(Deno.args[0] ?? "{}"),
 };
 
-// Twilio Media Streams: 20 ms of 8 kHz µ-law = 160 bytes = 216 base64 characters per frame.
-// https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message
 const FRAME_MS = 20;
-const STAMP_CHARS = 16;
 const PAYLOAD_TAIL = "/".repeat(216 - 2 * STAMP_CHARS - 4) + "/w==";
 const PEER_STAMP_PLACEHOLDER = "0".repeat(STAMP_CHARS);
 // Calls are spread over the 20 ms period in this many phases, as real streams are not in step.
 const PHASES = 10;
 
-// Absolute microseconds, so a peer in another process stamps on the same clock.
-const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
-const emit = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
-
-// ---- bytes: the per-frame path neither encodes nor decodes text (see ws_wire.ts) ----
-
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const ascii = (text: string) => encoder.encode(text);
 const slab = new Slab();
-
-const digitCount = (value: number): number => {
-  let count = 1;
-  while (value >= 10) {
-    value = Math.floor(value / 10);
-    count++;
-  }
-  return count;
-};
-
-/** Writes `value` as exactly `width` decimal digits ending at `at + width` (zero-padded). */
-function writeDigits(out: Uint8Array, at: number, value: number, width: number): void {
-  for (let i = at + width - 1; i >= at; i--) {
-    out[i] = 48 + (value % 10);
-    value = Math.floor(value / 10);
-  }
-}
-
-/** The number in `width` digits at `at`; NaN if any is not a digit (as Number() of the text). */
-function readDigits(bytes: Uint8Array, at: number, width: number): number {
-  let value = 0;
-  for (let i = at; i < at + width; i++) {
-    const digit = bytes[i] - 48;
-    if (digit < 0 || digit > 9) return NaN;
-    value = value * 10 + digit;
-  }
-  return value;
-}
-
-/** A few hundred bytes are copied faster by a loop than through a subarray view made for `set`. */
-function copyBytes(out: Uint8Array, at: number, bytes: Uint8Array, from: number, to: number): void {
-  for (let i = from; i < to; i++) out[at++] = bytes[i];
-}
-
-function startsWith(bytes: Uint8Array, start: number, end: number, prefix: Uint8Array): boolean {
-  if (end - start < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) {
-    if (bytes[start + i] !== prefix[i]) return false;
-  }
-  return true;
-}
-
-function indexOfBytes(bytes: Uint8Array, pattern: Uint8Array, from: number, end: number): number {
-  for (
-    let at = bytes.indexOf(pattern[0], from);
-    at >= 0 && at + pattern.length <= end;
-  ) {
-    if (startsWith(bytes, at, end, pattern)) return at;
-    at = bytes.indexOf(pattern[0], at + 1);
-  }
-  return -1;
-}
-
-// ---- what is measured ----
-
-class Samples {
-  #data = new Float64Array(1 << 16);
-  length = 0;
-  push(value: number): void {
-    if (this.length === this.#data.length) {
-      const bigger = new Float64Array(this.#data.length * 2);
-      bigger.set(this.#data);
-      this.#data = bigger;
-    }
-    this.#data[this.length++] = value;
-  }
-  summary(): Record<string, number | null> {
-    const sorted = this.#data.slice(0, this.length).sort();
-    const at = (q: number) =>
-      sorted.length ? round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]) : null;
-    return {
-      count: sorted.length,
-      p50_ms: at(0.5),
-      p90_ms: at(0.9),
-      p99_ms: at(0.99),
-      p999_ms: at(0.999),
-      max_ms: sorted.length ? round(sorted[sorted.length - 1]) : null,
-    };
-  }
-}
-
-const round = (value: number) => Math.round(value * 1000) / 1000;
 
 const window = { startUs: Infinity, endUs: Infinity };
 const inWindow = (sentUs: number) => sentUs >= window.startUs && sentUs < window.endUs;
-const uplink = new Samples();
 const downlink = new Samples();
 const roundTrip = new Samples();
 const schedulingLag = new Samples();
 const counts = {
   framesSent: 0,
-  uplinkReceived: 0,
   downlinkReceived: 0,
   marksReceived: 0,
   marksEchoed: 0,
   clears: 0,
-  peerSessions: 0,
-  peerRefused: 0,
 };
-const failures: Record<string, number> = {};
-const fail = (reason: string): void => {
-  failures[reason] = (failures[reason] ?? 0) + 1;
-};
+const failures = new Failures();
+const fail = (reason: string) => failures.add(reason);
 
-// ---- the Realtime peer (GA, just enough: subprotocol auth, session.update, append -> delta) ----
-
-const APPEND_PREFIX = ascii('{"type":"input_audio_buffer.append","audio":"');
-const JSON_STRING_END = ascii('"}');
-
-function peerSession(socket: WireSocket, sessionNo: number): void {
-  const responseId = `resp_bench${sessionNo}`;
-  const itemId = `item_bench${sessionNo}`;
-  const deltaPrefix = ascii(
-    `{"type":"response.output_audio.delta","event_id":"event_bench","response_id":"${responseId}","item_id":"${itemId}","output_index":0,"content_index":0,"delta":"`,
-  );
-  socket.send(
-    JSON.stringify({
-      type: "session.created",
-      event_id: "event_created",
-      session: { type: "realtime", id: `sess_${sessionNo}` },
-    }),
-  );
-  // The bridge's append in its compact form is answered from its bytes; any other text the slow way.
-  socket.onFrame = (bytes, start, end) => {
-    if (startsWith(bytes, start, end, APPEND_PREFIX)) {
-      answerAppend(bytes, start + APPEND_PREFIX.length, end - JSON_STRING_END.length);
-    } else onText(decoder.decode(bytes.subarray(start, end)));
-  };
-  const onText = (data: string) => {
-    let message;
-    try {
-      message = JSON.parse(data);
-    } catch {
-      return fail("peer_not_json");
-    }
-    if (message.type === "input_audio_buffer.append") {
-      if (typeof message.audio !== "string") return fail("peer_bad_audio");
-      const audio = ascii(message.audio);
-      answerAppend(audio, 0, audio.length);
-    } else if (message.type === "session.update") {
-      answerSessionUpdate(socket, message, responseId, itemId);
-    }
-  };
-  /** The append's audio is `bytes[start, end)`: its caller stamp, then room for the peer's. */
-  const answerAppend = (bytes: Uint8Array, start: number, end: number) => {
-    if (end - start < 2 * STAMP_CHARS) return fail("peer_bad_audio");
-    const received = nowUs();
-    const sentUs = readDigits(bytes, start, STAMP_CHARS);
-    if (inWindow(sentUs)) {
-      counts.uplinkReceived++;
-      uplink.push((received - sentUs) / 1000);
-    }
-    // The delta: the same audio with the peer's send time in the second stamp.
-    const length = deltaPrefix.length + (end - start) + JSON_STRING_END.length;
-    slab.reserve(textHeaderSize(length, socket.masked) + length);
-    const out = slab.bytes;
-    let at = writeTextHeader(out, slab.at, length, socket.masked);
-    out.set(deltaPrefix, at);
-    at += deltaPrefix.length;
-    copyBytes(out, at, bytes, start, start + STAMP_CHARS);
-    // Sent within a microsecond of its arrival: the arrival time serves as the send time.
-    writeDigits(out, at + STAMP_CHARS, received, STAMP_CHARS);
-    copyBytes(out, at + 2 * STAMP_CHARS, bytes, start + 2 * STAMP_CHARS, end);
-    at += end - start;
-    out.set(JSON_STRING_END, at);
-    socket.sendOwned(slab.take(at + JSON_STRING_END.length));
-  };
-}
-
-function answerSessionUpdate(
-  socket: WireSocket,
-  message: { session?: Record<string, unknown> },
-  responseId: string,
-  itemId: string,
-): void {
-  const session = message.session;
-  // The GA shape only: the beta one (no session.type) is refused as OpenAI does since 2026-05.
-  if (!session || session.type !== "realtime") {
-    socket.send(
-      JSON.stringify({
-        type: "error",
-        error: { type: "invalid_request_error", code: "beta_api_shape_disabled", message: "beta shape" },
-      }),
-    );
-    socket.close(4000);
-    return;
-  }
-  socket.send(
-    JSON.stringify({
-      type: "session.updated",
-      event_id: "event_updated",
-      session: { ...session, id: "sess_bench", object: "realtime.session" },
-    }),
-  );
-  socket.send(
-    JSON.stringify({
-      type: "response.created",
-      event_id: "event_rc",
-      response: { id: responseId, object: "realtime.response", status: "in_progress" },
-    }),
-  );
-  socket.send(
-    JSON.stringify({
-      type: "response.output_item.added",
-      event_id: "event_oia",
-      response_id: responseId,
-      output_index: 0,
-      item: { id: itemId, type: "message", role: "assistant", status: "in_progress", content: [] },
-    }),
-  );
-}
-
-/** Subprotocol auth as OpenAI takes it where headers cannot be set: ["realtime", "openai-insecure-api-key.<key>"]. */
-function acceptRealtime({ path, headers }: UpgradeRequest): { protocol: string } | null {
-  const url = new URL(path, "http://peer");
-  const protocols = (headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
-  const keyed = protocols.some((p) => p.startsWith("openai-insecure-api-key.") && p.length > 24);
-  if (
-    url.pathname !== "/v1/realtime" || !url.searchParams.get("model") || !protocols.includes("realtime") ||
-    !keyed
-  ) {
-    counts.peerRefused++;
-    return null;
-  }
-  return { protocol: "realtime" };
-}
-
-function startPeer(port: number): Deno.Listener {
-  const listener = listen(port, acceptRealtime, (socket) => peerSession(socket, ++counts.peerSessions));
-  emit({ phase: "peer_listening", port });
-  return listener;
-}
+const loop = new EventLoop();
 
 // ---- Twilio ----
 
-const hmacKey = await crypto.subtle.importKey(
-  "raw",
-  encoder.encode(options.authToken),
-  { name: "HMAC", hash: "SHA-1" },
-  false,
-  ["sign"],
-);
-
 /** X-Twilio-Signature: base64(HMAC-SHA1(token, url + sorted name+value)). */
-async function twilioSignature(url: string, params: Record<string, string> = {}): Promise<string> {
+function twilioSignature(url: string, params: Record<string, string> = {}): string {
   const data = url + Object.keys(params).sort().map((name) => name + params[name]).join("");
-  const digest = new Uint8Array(await crypto.subtle.sign("HMAC", hmacKey, encoder.encode(data)));
-  return btoa(String.fromCharCode(...digest));
+  return createHmac("sha1", options.authToken).update(data).digest("base64");
 }
 
 const sid = (prefix: string) => prefix + crypto.randomUUID().replaceAll("-", "");
@@ -324,7 +107,7 @@ const unescapeXml = (text: string) =>
 interface Call {
   callSid: string;
   streamSid: string;
-  socket: WireSocket;
+  socket: WebSocket;
   sequence: number;
   chunk: number;
   /** Names of marks played, to echo: each a JSON string's bytes, quotes included. */
@@ -390,7 +173,10 @@ class MediaTemplate {
 const calls: Call[][] = Array.from({ length: PHASES }, () => []);
 let callsLive = 0;
 
-async function placeCall(index: number): Promise<void> {
+let callsSettled = 0;
+
+/** Webhook, TwiML, then the signed stream upgrade, `connected` and `start`, as Twilio does it. */
+function placeCall(index: number): void {
   const callSid = sid("CA");
   const accountSid = "AC" + "0".repeat(32);
   const params: Record<string, string> = {
@@ -402,27 +188,46 @@ async function placeCall(index: number): Promise<void> {
     From: options.fromNumber,
     To: options.toNumber,
   };
-  const webhook = await fetch(options.functionUrl, {
-    method: "POST",
-    headers: {
+  const settle = (failure?: string) => {
+    callsSettled++;
+    if (failure) fail(failure);
+  };
+  httpRequest(
+    loop,
+    options.functionUrl,
+    "POST",
+    {
       "content-type": "application/x-www-form-urlencoded",
-      "x-twilio-signature": await twilioSignature(options.functionUrl, params),
+      "x-twilio-signature": twilioSignature(options.functionUrl, params),
     },
-    body: new URLSearchParams(params),
-  });
-  const twiml = await webhook.text();
-  const streamUrl = /<Stream[^>]*\surl="([^"]*)"/.exec(twiml)?.[1];
-  if (webhook.status !== 200 || !streamUrl) {
-    return fail(`webhook_${webhook.status}${streamUrl ? "" : "_no_stream"}`);
-  }
-  const customParameters: Record<string, string> = {};
-  for (const match of twiml.matchAll(/<Parameter\s+name="([^"]*)"\s+value="([^"]*)"\s*\/>/g)) {
-    customParameters[unescapeXml(match[1])] = unescapeXml(match[2]);
-  }
-  const url = unescapeXml(streamUrl);
-  const socket = await connect(url, {
-    "x-twilio-signature": await twilioSignature(url),
-  });
+    new URLSearchParams(params).toString(),
+    (answer) => {
+      if (!answer) return settle("setup:webhook_connection");
+      const streamUrl = /<Stream[^>]*\surl="([^"]*)"/.exec(answer.body)?.[1];
+      if (answer.status !== 200 || !streamUrl) {
+        return settle(`webhook_${answer.status}${streamUrl ? "" : "_no_stream"}`);
+      }
+      const customParameters: Record<string, string> = {};
+      for (const match of answer.body.matchAll(/<Parameter\s+name="([^"]*)"\s+value="([^"]*)"\s*\/>/g)) {
+        customParameters[unescapeXml(match[1])] = unescapeXml(match[2]);
+      }
+      const url = unescapeXml(streamUrl);
+      connectWebSocket(loop, url, { "x-twilio-signature": twilioSignature(url) }, (socket, failure) => {
+        if (!socket) return settle(`setup:${failure}`);
+        startStream(index, callSid, accountSid, socket, customParameters);
+        settle();
+      });
+    },
+  );
+}
+
+function startStream(
+  index: number,
+  callSid: string,
+  accountSid: string,
+  socket: WebSocket,
+  customParameters: Record<string, string>,
+): void {
   const streamSid = sid("MZ");
   const call: Call = {
     callSid,
@@ -514,8 +319,8 @@ function timeDownlink(call: Call, sentUs: number, peerUs: number): void {
   }
   if (inWindow(sentUs)) {
     counts.downlinkReceived++;
-    downlink.push((received - peerUs) / 1000);
-    roundTrip.push((received - sentUs) / 1000);
+    downlink.push(sentUs, (received - peerUs) / 1000);
+    roundTrip.push(sentUs, (received - sentUs) / 1000);
   }
 }
 
@@ -597,51 +402,52 @@ const phaseDueMs = Array.from(
   { length: PHASES },
   (_, phase) => performance.now() + (phase * FRAME_MS) / PHASES,
 );
-let pacing = true;
 
-function pace(): void {
-  if (!pacing) return;
+/** Sends the frames of every phase that is due; answers when the next one is. */
+function pace(): number {
   const now = performance.now();
+  let next = Infinity;
   for (let phase = 0; phase < PHASES; phase++) {
     while (phaseDueMs[phase] <= now) {
-      if (inWindow(nowUs())) schedulingLag.push(now - phaseDueMs[phase]);
+      schedulingLag.push(nowUs(), now - phaseDueMs[phase]);
       for (const call of calls[phase]) if (!call.closed) sendFrame(call);
       phaseDueMs[phase] += FRAME_MS;
     }
+    next = Math.min(next, phaseDueMs[phase]);
   }
-  setTimeout(pace, 1);
+  return next;
 }
 
-// ---- the run ----
+// ---- the run: one loop, steps on a timeline ----
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const peer = startPeer(options.peerPort);
-await sleep(50);
-pace();
+/** Runs the loop until `untilMs`, sending every call's frames on time if `pacing`. */
+function runUntil(untilMs: number, pacing: boolean): void {
+  while (performance.now() < untilMs) loop.turn(Math.min(untilMs, pacing ? pace() : untilMs));
+}
 
 const rampStarted = performance.now();
-const placing: Promise<void>[] = [];
-for (let index = 0; index < options.calls; index++) {
-  const due = rampStarted + (index * 1000) / options.rampPerSecond;
-  const wait = due - performance.now();
-  if (wait > 0) await sleep(wait);
-  placing.push(placeCall(index).catch((error) => fail(`setup:${error?.name ?? "error"}`)));
+let placed = 0;
+while (callsSettled < options.calls) {
+  while (placed < options.calls && rampStarted + (placed * 1000) / options.rampPerSecond <= performance.now()) {
+    placeCall(placed++);
+  }
+  const nextCallAt = placed < options.calls ? rampStarted + (placed * 1000) / options.rampPerSecond : Infinity;
+  loop.turn(Math.min(nextCallAt, pace(), performance.now() + 100));
 }
-await Promise.all(placing);
 emit({
   phase: "ramped",
   seconds: round((performance.now() - rampStarted) / 1000),
   calls_live: callsLive,
-  failures,
+  failures: failures.counts,
 });
 
-await sleep(options.warmSeconds * 1000);
+runUntil(performance.now() + options.warmSeconds * 1000, true);
 window.startUs = nowUs();
-emit({ phase: "window_start", calls_live: callsLive });
-await sleep(options.windowSeconds * 1000);
+emit({ phase: "window_start", at_us: window.startUs, calls_live: callsLive });
+runUntil(performance.now() + options.windowSeconds * 1000, true);
 window.endUs = nowUs();
-emit({ phase: "window_end" });
-await sleep(options.graceSeconds * 1000);
+emit({ phase: "window_end", at_us: window.endUs });
+runUntil(performance.now() + options.graceSeconds * 1000, true);
 
 const result = {
   phase: "result",
@@ -649,21 +455,16 @@ const result = {
   calls_live: callsLive,
   window_s: round((window.endUs - window.startUs) / 1e6),
   frames_sent: counts.framesSent,
-  uplink_lost: counts.framesSent - counts.uplinkReceived,
   downlink_lost: counts.framesSent - counts.downlinkReceived,
-  uplink: uplink.summary(),
-  downlink: downlink.summary(),
-  round_trip: roundTrip.summary(),
-  scheduling_lag: schedulingLag.summary(),
+  downlink: downlink.summary(window.startUs, window.endUs),
+  round_trip: roundTrip.summary(window.startUs, window.endUs),
+  scheduling_lag: schedulingLag.summary(window.startUs, window.endUs),
   marks_received: counts.marksReceived,
   marks_echoed: counts.marksEchoed,
   clears: counts.clears,
-  peer_sessions: counts.peerSessions,
-  peer_refused: counts.peerRefused,
-  failures,
+  failures: failures.counts,
 };
 
-pacing = false;
 for (const phase of calls) {
   for (const call of phase) {
     call.closed = true;
@@ -678,6 +479,5 @@ for (const phase of calls) {
   }
 }
 emit(result);
-await sleep(300);
-peer.close();
+runUntil(performance.now() + 400, false);
 Deno.exit(0);
