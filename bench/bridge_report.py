@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.bridge_load import TARGET_LABELS
+from bench.bridge_load import RUNTIME_ROLES, TARGET_LABELS
+from supactl.selfhost.deno_release import SHIPPED_DENO_VERSION
 from supactl.svg_plot import line_chart
 
 # Targets of issue 7 ("Benchmarks"), and the Edge runtime's CPU budget per request
 # (https://supabase.com/docs/guides/functions/limits).
 TARGET_P99_AT_200_MS = 2.0
 TARGET_CALLS_AT_P99_20_MS = 400
+HELD_P99_MS = 20.0
 TARGET_CPU_RATIO = 1.25
 EDGE_CPU_BUDGET_S = 2.0
 HEALTHY_LOSS_PCT = 0.1
 PLOT_NAME = "bridge_p99.svg"
+# Issue 15, item 6: these levels on both runtimes, and the load side under half a core at 400 calls.
+ITEM6_LEVELS = (100, 200, 400)
+LOAD_SIDE_TARGET_CORES = 0.5
+LOAD_SIDE_TARGET_CALLS = 400
 
 
 # The load side shares a 2-core machine with the server: at this share of its core, or when its
@@ -39,8 +45,19 @@ def _healthy(level: dict, p99_limit: float) -> bool:
             and (level["lost_pct"] or 0) <= HEALTHY_LOSS_PCT)
 
 
-def _by(levels: list[dict]) -> dict[tuple[str, int], dict]:
-    return {(level["target"], level["calls"]): level for level in levels}
+def _by(levels: list[dict]) -> dict[tuple[str, str, int], dict]:
+    return {(level["runtime"], level["target"], level["calls"]): level for level in levels}
+
+
+def _runtimes(levels: list[dict]) -> list[str]:
+    """The runtimes measured, in run order."""
+    return list(dict.fromkeys(level["runtime"] for level in levels))
+
+
+def _largest_held(levels: list[dict], runtime: str, target: str) -> int | None:
+    """The largest N at which that server held p99 < 20 ms with every call live and no real loss."""
+    return max((level["calls"] for level in levels if level["runtime"] == runtime and level["target"] == target
+                and _healthy(level, HELD_P99_MS)), default=None)
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -59,14 +76,14 @@ def _kernel(level: dict) -> str:
 
 
 def _level_rows(levels: list[dict]) -> list[str]:
-    head = ("| N | server | live | caller→model p50 / p99 / max ms | model→caller p50 / p99 / max ms | lost % "
-            "| server CPU (cores) | CPU-s per call-min | CPU-s per 400 s call | RSS KB per call | load side CPU (cores) "
-            "| load pacing lag p99 ms |")
-    rows = [head, "|" + "---|" * 12]
+    head = ("| N | runtime | server | live | caller→model p50 / p99 / max ms | model→caller p50 / p99 / max ms "
+            "| lost % | server CPU (cores) | CPU-s per call-min | CPU-s per 400 s call | RSS KB per call "
+            "| load side CPU (cores) | load pacing lag p99 ms |")
+    rows = [head, "|" + "---|" * 13]
     for level in levels:
         up, down = level["uplink"], level["downlink"]
         rows.append(
-            f"| {level['calls']} | {level['target']} | {level['calls_live']} | "
+            f"| {level['calls']} | {level['runtime']} | {level['target']} | {level['calls_live']} | "
             f"{_fmt(up['p50_ms'])} / {_fmt(up['p99_ms'])} / {_fmt(up['max_ms'], 1)} | "
             f"{_fmt(down['p50_ms'])} / {_fmt(down['p99_ms'])} / {_fmt(down['max_ms'], 1)} | "
             f"{_fmt(level['lost_pct'], 3)} | {_fmt(level['server_cpu_share'])}"
@@ -80,14 +97,14 @@ def _level_rows(levels: list[dict]) -> list[str]:
 
 def _ratio_rows(levels: list[dict]) -> list[str]:
     found = _by(levels)
-    rows = ["| N | p99 caller→model, bridge / relay | p99 model→caller, bridge / relay | CPU per call-minute, bridge / relay |",
-            "|---|---|---|---|"]
-    for calls in sorted({level["calls"] for level in levels}):
-        bridge, relay = found.get(("bridge", calls)), found.get(("relay", calls))
+    rows = ["| runtime | N | p99 caller→model, bridge / relay | p99 model→caller, bridge / relay "
+            "| CPU per call-minute, bridge / relay |", "|---|---|---|---|---|"]
+    for runtime, calls in _runtime_levels(levels):
+        bridge, relay = found.get((runtime, "bridge", calls)), found.get((runtime, "relay", calls))
         if not bridge or not relay:
             continue
         rows.append(
-            f"| {calls} | {_ratio(bridge['uplink']['p99_ms'], relay['uplink']['p99_ms'])} "
+            f"| {runtime} | {calls} | {_ratio(bridge['uplink']['p99_ms'], relay['uplink']['p99_ms'])} "
             f"({_fmt(bridge['uplink']['p99_ms'])} / {_fmt(relay['uplink']['p99_ms'])} ms) | "
             f"{_ratio(bridge['downlink']['p99_ms'], relay['downlink']['p99_ms'])} "
             f"({_fmt(bridge['downlink']['p99_ms'])} / {_fmt(relay['downlink']['p99_ms'])} ms) | "
@@ -97,13 +114,19 @@ def _ratio_rows(levels: list[dict]) -> list[str]:
     return rows
 
 
-def _targets(levels: list[dict]) -> list[str]:
-    found = _by(levels)
+def _runtime_levels(levels: list[dict]) -> list[tuple[str, int]]:
+    """(runtime, N) for every N run, grouped by runtime so a table reads one runtime at a time."""
+    return [(runtime, calls) for runtime in _runtimes(levels) for calls in sorted({level["calls"] for level in levels})]
+
+
+def _targets(all_levels: list[dict], runtime: str) -> list[str]:
+    found = _by(all_levels)
+    levels = [level for level in all_levels if level["runtime"] == runtime]
     lines = []
-    at_200 = found.get(("bridge", 200))
+    at_200 = found.get((runtime, "bridge", 200))
     if at_200:
         p99 = _p99(at_200)
-        relay = found.get(("relay", 200))
+        relay = found.get((runtime, "relay", 200))
         extra = f"; the relay's in the same run: {_fmt(_p99(relay))} ms" if relay else ""
         verdict = "met" if p99 is not None and p99 < TARGET_P99_AT_200_MS else "missed"
         if verdict == "missed" and saturated(at_200):
@@ -113,11 +136,10 @@ def _targets(levels: list[dict]) -> list[str]:
                      f"(worse direction){extra} — **{verdict}**.")
     else:
         lines.append("- p99 < 2 ms at 200 calls: not measured in this run (no N = 200).")
-    healthy = [level["calls"] for level in levels if level["target"] == "bridge" and _healthy(level, 20.0)]
-    best = max(healthy) if healthy else None
-    relay_healthy = [level["calls"] for level in levels if level["target"] == "relay" and _healthy(level, 20.0)]
+    best = _largest_held(levels, runtime, "bridge")
+    relay_best = _largest_held(levels, runtime, "relay")
     first_saturated = min((level["calls"] for level in levels if saturated(level)), default=None)
-    note = (f"; the relay holds to N = {max(relay_healthy) if relay_healthy else 'none'} in the same run"
+    note = (f"; the relay holds to N = {relay_best if relay_best is not None else 'none'} in the same run"
             + (f", and the load side saturates from N = {first_saturated}, so no server can be shown to hold more "
                "on this machine with this generator" if first_saturated is not None else ""))
     lines.append(f"- **≥ {TARGET_CALLS_AT_P99_20_MS} calls at p99 < 20 ms** (no loss above {HEALTHY_LOSS_PCT}%): "
@@ -125,7 +147,7 @@ def _targets(levels: list[dict]) -> list[str]:
                  f"**{'met' if best is not None and best >= TARGET_CALLS_AT_P99_20_MS else 'missed'}**.")
     ratios = []
     for level in levels:
-        relay = found.get(("relay", level["calls"]))
+        relay = found.get((runtime, "relay", level["calls"]))
         # A collapsed level (calls not live) divides the CPU among the wrong number of calls.
         complete = relay and level["calls_live"] == level["calls"] and relay["calls_live"] == relay["calls"]
         if level["target"] == "bridge" and complete and level["cpu_s_per_call_minute"] and relay["cpu_s_per_call_minute"]:
@@ -145,13 +167,57 @@ def _targets(levels: list[dict]) -> list[str]:
     return lines
 
 
+def _item6_levels(levels: list[dict]) -> list[int]:
+    """The levels item 6 asks for that were run, or every level run if none of them was (a quick run)."""
+    run = sorted({level["calls"] for level in levels})
+    return [calls for calls in run if calls in ITEM6_LEVELS] or run
+
+
+def _across(levels: list[dict | None], key: str, digits: int, direction: str | None = None) -> str:
+    """One figure per level, "a / b / c"; "—" where that level was not measured."""
+    return " / ".join(_fmt((level[direction] if direction else level)[key], digits) if level else "—"
+                      for level in levels)
+
+
+def _item6_rows(levels: list[dict]) -> list[str]:
+    found = _by(levels)
+    at = _item6_levels(levels)
+    ns = " / ".join(str(calls) for calls in at)
+    rows = [f"| runtime | server | p99 caller→model ms, N = {ns} | p99 model→caller ms, N = {ns} "
+            f"| most calls at p99 < {HELD_P99_MS:g} ms | CPU-s per call-min, N = {ns} | RSS KB per call, N = {ns} |",
+            "|" + "---|" * 7]
+    for runtime in _runtimes(levels):
+        for target in TARGET_LABELS:
+            mine = [found.get((runtime, target, calls)) for calls in at]
+            if not any(mine):
+                continue
+            held = _largest_held(levels, runtime, target)
+            rows.append(f"| {runtime} | {target} | {_across(mine, 'p99_ms', 2, 'uplink')} | "
+                        f"{_across(mine, 'p99_ms', 2, 'downlink')} | {held if held is not None else 'none'} | "
+                        f"{_across(mine, 'cpu_s_per_call_minute', 3)} | {_across(mine, 'rss_kb_per_call', 0)} |")
+    return rows
+
+
+def _load_side_line(levels: list[dict], load_runtime: str) -> str:
+    at = [level for level in levels if level["calls"] == LOAD_SIDE_TARGET_CALLS]
+    if not at:
+        return f"The load side's CPU at N = {LOAD_SIDE_TARGET_CALLS}: not measured in this run."
+    share = max(level["load_cpu_share"] for level in at)
+    verdict = "met" if share < LOAD_SIDE_TARGET_CORES else "missed"
+    return (f"The load side (bench/loadgen.ts, on {load_runtime} for every server) used at most {share:.2f} of its "
+            f"core at N = {LOAD_SIDE_TARGET_CALLS} (the most over the {len(at)} levels at that N), against the "
+            f"target of under {LOAD_SIDE_TARGET_CORES:g} core — **{verdict}**.")
+
+
 def _nagle_rows(levels: list[dict]) -> list[str]:
     found = _by(levels)
-    rows = ["| N | model→caller p50 / p99 ms, Deno.serve socket | same, TCP_NODELAY socket |", "|---|---|---|"]
-    for calls in sorted({level["calls"] for level in levels}):
-        plain, nodelay = found.get(("relay", calls)), found.get(("relay_nodelay", calls))
+    rows = ["| runtime | N | model→caller p50 / p99 ms, Deno.serve socket | same, TCP_NODELAY socket |",
+            "|---|---|---|---|"]
+    for runtime, calls in _runtime_levels(levels):
+        plain, nodelay = found.get((runtime, "relay", calls)), found.get((runtime, "relay_nodelay", calls))
         if plain and nodelay:
-            rows.append(f"| {calls} | {_fmt(plain['downlink']['p50_ms'])} / {_fmt(plain['downlink']['p99_ms'])} | "
+            rows.append(f"| {runtime} | {calls} | "
+                        f"{_fmt(plain['downlink']['p50_ms'])} / {_fmt(plain['downlink']['p99_ms'])} | "
                         f"{_fmt(nodelay['downlink']['p50_ms'])} / {_fmt(nodelay['downlink']['p99_ms'])} |")
     return rows if len(rows) > 2 else []
 
@@ -159,7 +225,8 @@ def _nagle_rows(levels: list[dict]) -> list[str]:
 def _profile_rows(profile: dict) -> list[str]:
     level = profile["level"]
     rows = [
-        f"Bridge at {level['calls']} calls under the V8 sampling profiler (inspector, 1 ms samples) for the "
+        f"Bridge at {level['calls']} calls on {level['runtime']} under the V8 sampling profiler (inspector, 1 ms "
+        "samples) for the "
         f"{profile['window_ms'] / 1000:.0f} s window: the main thread was busy {100 * profile['busy_share']:.0f}% of it, "
         f"**{profile['busy_us_per_frame']} µs of main-thread time per caller frame** (one frame up, one delta "
         "down, its mark and the mark's echo). `(program)` is time outside JavaScript: V8 and Deno's native side "
@@ -189,39 +256,45 @@ def _profile_rows(profile: dict) -> list[str]:
 def render(result: dict, docs: Path) -> str:
     levels = [level for level in result["levels"] if "error" not in level]
     crashes = [level for level in result["levels"] if "error" in level]
+    runtimes = _runtimes(levels)
     series = {}
     for target in TARGET_LABELS:
-        points = [(level["calls"], _p99(level)) for level in levels
-                  if level["target"] == target and _p99(level) is not None]
-        if points:
-            series[target] = points
+        for runtime in runtimes:
+            points = [(level["calls"], p99) for level in levels
+                      if level["target"] == target and level["runtime"] == runtime
+                      and (p99 := _p99(level)) is not None]
+            if points:
+                series[f"{target}, {runtime}"] = points
     svg = line_chart(series, title="p99 per-frame latency through the server (worse direction)",
                      x_label="concurrent calls (N)", y_label="p99 ms (log)", log_y=True)
     docs.mkdir(parents=True, exist_ok=True)
     (docs / PLOT_NAME).write_text(svg)
-    broke = result.get("broke_at") or {}
-    broke_text = ("; ".join(f"{target} stopped after N = {calls}"
-                            for target, calls in broke.items()) or "no target broke at the levels run")
+    broke_text = ("; ".join(f"{stop['target']} on {stop['runtime']} stopped after N = {stop['calls']}"
+                            for stop in result.get("broke_at") or []) or "no target broke at the levels run")
+    load_runtime = result["load_runtime"]
+    named = "; ".join(f"{label}, {RUNTIME_ROLES[name]}" for name, label in result["runtimes"].items())
     parts = [
         "## Bridge load",
         "",
-        "The function (`supabase/functions/twilio-voice/index.ts`, TURN_STORE=postgres on an embedded Postgres) on "
-        "plain Deno, pinned to core 0; `bench/loadgen.ts` on core 1: N simulated Twilio streams (signed webhook, "
-        "TwiML, signed upgrade, `connected`, `start` with the TwiML's parameters, 20 ms µ-law `media` at real time, "
-        "mark echoes a frame later) and a GA Realtime peer that answers every `input_audio_buffer.append` with a "
-        "`response.output_audio.delta` of the same audio. Each payload carries its send time, so every frame is timed "
-        "through the server both ways. Calls start at "
+        "The function (`supabase/functions/twilio-voice/index.ts`, TURN_STORE=postgres on an embedded Postgres) "
+        f"and the minimal relay, each on every Deno of this run ({named}), pinned to core 0; `bench/loadgen.ts` on "
+        f"core 1, always on {load_runtime} (the measuring instrument stays the same): N simulated Twilio streams "
+        "(signed webhook, TwiML, signed upgrade, `connected`, `start` with the TwiML's parameters, 20 ms µ-law "
+        "`media` at real time, mark echoes a frame later) and a GA Realtime peer that answers every "
+        "`input_audio_buffer.append` with a `response.output_audio.delta` of the same audio. Each payload carries "
+        "its send time, so every frame is timed through the server both ways. Calls start at "
         f"{result['ramp_per_s']:g}/s, run {result['warm_s']:g} s, then a {result['window_s']:g} s window is measured; "
-        "a fresh server process per level. Server CPU is utime+stime of the whole process (/proc/PID/stat) over the "
-        "window; RSS per call is (RSS in the window − RSS before the first call) / N. Loss: frames sent in the window "
-        "that did not come through within 2 s. Machine load average at the end: "
-        f"{', '.join(f'{x:.2f}' for x in result['load_average'])} (other work shares these 2 cores).",
+        "a fresh server process per level, the runtimes and servers taking turns at each N. Server CPU is "
+        "utime+stime of the whole process (/proc/PID/stat) over the window; RSS per call is (RSS in the window − RSS "
+        "before the first call) / N. Loss: frames sent in the window that did not come through within 2 s. Machine "
+        f"load average at the end: {', '.join(f'{x:.2f}' for x in result['load_average'])} (other work shares these "
+        "2 cores).",
         "",
         *_level_rows(levels),
         "",
-        f"![p99 against N, worse of the two directions: bridge, relay, relay_nodelay]({PLOT_NAME})",
+        f"![p99 against N, worse of the two directions: each server on each runtime]({PLOT_NAME})",
         "",
-        *[f"**{level['target']} at N = {level['calls']} did not complete:** "
+        *[f"**{level['target']} on {level['runtime']} at N = {level['calls']} did not complete:** "
           f"`{level['error'].strip().splitlines()[0][:300]}`\n" for level in crashes],
         "⚠: the load side was saturated at that level (≥ 0.85 of its core, or its 20 ms pacing slipped by ≥ 20 ms "
         "at p99).",
@@ -230,16 +303,22 @@ def render(result: dict, docs: Path) -> str:
         "that server's series). A load side near 1.0 core, or a pacing lag near 20 ms, means the generator "
         "itself is saturated and the numbers at that N say as much about it as about the server.",
         "",
-        "### Bridge against the minimal relay (same run, same generator and peer)",
+        "### Bridge against the minimal relay (same runtime, same run, same generator and peer)",
         "",
         "`bench/minimal_relay.ts`: parse, re-wrap, forward; no state, marks, store or signature.",
         "",
         *_ratio_rows(levels),
         "",
+        "### Item 6 (issue 15): both runtimes against the minimal relay",
+        "",
+        *_item6_rows(levels),
+        "",
+        f"Most calls held: the largest N measured with p99 < {HELD_P99_MS:g} ms both ways, every call live and no "
+        f"more than {HEALTHY_LOSS_PCT}% of frames lost. {_load_side_line(levels, load_runtime)}",
+        "",
         "### Targets (issue 7)",
         "",
-        *_targets(levels),
-        "",
+        *[line for runtime in runtimes for line in (f"On {runtime}:", "", *_targets(levels, runtime), "")],
         "The peer to beat, as issue 7 reports it (not re-measured here): the twilio-samples Python bridge, under 1 ms "
         "p99 up to 50 calls, p99 25 ms at 100, saturated at 200 (p99 380 ms), collapsed at 400; 0.3–1.0 CPU-s per "
         "call-minute.",
@@ -251,7 +330,8 @@ def render(result: dict, docs: Path) -> str:
             "### What Deno's server socket adds",
             "",
             "Deno 2.4.5 sets no TCP_NODELAY on sockets accepted by `Deno.serve` (nor on `new WebSocket` clients; "
-            "seen with strace), so model→caller audio can wait on Nagle and the caller side's delayed ACK. The same "
+            "seen with strace), so model→caller audio can wait on Nagle and the caller side's delayed ACK; "
+            f"{SHIPPED_DENO_VERSION}, the release shipped for self-hosting, sets it. The same "
             "minimal relay with its Twilio side on a `Deno.listen` socket with `setNoDelay(true)` (bench/ws_wire.ts) "
             "shows how much of the model→caller latency is that socket, not the relay's work:",
             "",

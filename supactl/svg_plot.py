@@ -6,7 +6,10 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import escape
 
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+# Enough distinct colours for the bridge benchmark's three servers on two runtimes, and two to spare.
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"]
+# Legend text at font-size 12, in px per character (sans-serif averages under 7).
+_LEGEND_CHAR_PX = 7
 
 
 def _frame(width: int, height: int, margins: tuple[int, int, int, int], title: str, x_label: str,
@@ -38,6 +41,10 @@ def line_chart(
     points = [p for values in series.values() for p in values]
     if not points:
         return ""
+    # A longer legend widens the chart rather than squeezing the plot.
+    legend = 28 + _LEGEND_CHAR_PX * max(len(name) for name in series) + 10
+    if legend > right:
+        width, right = width + legend - right, legend
     xs = [p[0] for p in points]
     ys = [max(p[1], 1e-3) if log_y else p[1] for p in points]
     x_min, x_max = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1

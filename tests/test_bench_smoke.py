@@ -8,6 +8,7 @@ import math
 import pytest
 
 from bench import bridge_load, bridge_report, cli_bench, query_bench, up_bench
+from supactl.selfhost.deno_release import SHIPPED_DENO_VERSION
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +37,15 @@ def test_up_benchmark_times_a_changing_and_an_unchanged_run():
     assert is_number(result["first_run_s"]) and is_number(result["second_run_s"])
 
 
-def test_bridge_benchmark_relays_frames_through_function_and_relay_and_profiles(tmp_path):
-    result = bridge_load.run(levels=(2,), targets=("bridge", "relay"), window_s=2, warm_s=0.5, ramp_per_s=20,
-                             profile_calls=2, profile_dir=tmp_path)
+def test_bridge_benchmark_relays_frames_on_both_runtimes_and_profiles_on_the_shipped_one(tmp_path):
+    result = bridge_load.run(levels=(2,), targets=("bridge", "relay"), runtimes=("pinned", "shipped"), window_s=2,
+                             warm_s=0.5, ramp_per_s=20, profile_calls=2, profile_dir=tmp_path)
 
-    assert [(level["target"], level["calls"]) for level in result["levels"]] == [("bridge", 2), ("relay", 2)]
+    pinned, shipped = result["runtimes"]["pinned"], result["runtimes"]["shipped"]
+    assert shipped == f"deno {SHIPPED_DENO_VERSION}" and pinned != shipped
+    assert result["load_runtime"] == pinned
+    assert [(level["runtime"], level["target"], level["calls"]) for level in result["levels"]] == [
+        (pinned, "bridge", 2), (pinned, "relay", 2), (shipped, "bridge", 2), (shipped, "relay", 2)]
     for level in result["levels"]:
         assert "error" not in level, level.get("error")
         assert level["calls_live"] == 2, level["failures"]
@@ -49,11 +54,15 @@ def test_bridge_benchmark_relays_frames_through_function_and_relay_and_profiles(
             assert level[direction]["count"] > 0
             assert is_number(level[direction]["p99_ms"])
         assert all(is_number(level[key]) for key in ("cpu_s_per_call_minute", "rss_kb_per_call", "load_cpu_share"))
-    assert result["levels"][0]["marks_received"] > 0  # the function marks what it relays; the relay does not
+        # The function marks what it relays; the relay does not.
+        assert (level["marks_received"] > 0) == (level["target"] == "bridge")
+    assert result["profile"]["level"]["runtime"] == shipped
     assert result["profile"]["top_functions"]
     assert is_number(result["profile"]["busy_us_per_frame"])
 
     section = bridge_report.render(result, tmp_path)
 
-    assert "| 2 | bridge | 2 |" in section
-    assert (tmp_path / bridge_report.PLOT_NAME).read_text().startswith("<svg")
+    assert f"| 2 | {pinned} | bridge | 2 |" in section and f"| 2 | {shipped} | relay | 2 |" in section
+    assert f"| {shipped} | bridge |" in section  # the item 6 table, one row per runtime and server
+    svg = (tmp_path / bridge_report.PLOT_NAME).read_text()
+    assert svg.startswith("<svg") and f"relay, {shipped}" in svg
