@@ -147,7 +147,8 @@ export const END_CALL_OUTPUT = '{"ok":true,"note":"The call ends once your goodb
 export interface BridgeOptions {
   /** Ids for items the bridge creates (greeting prompt, DTMF); unique per model session. */
   newItemId: (kind: ItemKind) => string;
-  /** The clock of the per-turn latency (turn_latency.ts), ms; performance.now by default. */
+  /** The clock of the per-turn latency (turn_latency.ts) and the playout model (playback.ts), ms;
+   * performance.now by default. */
   clock?: () => number;
   /** Each assistant turn once measured (e.g. to feed a latency histogram). */
   onTurnMeasured?: (turn: TurnMeasurement) => void;
@@ -201,9 +202,11 @@ export class CallBridge {
   #ending: { reason: string; transferTo?: string } | null = null;
 
   readonly #latency: TurnLatency;
+  readonly #clock: () => number;
 
   constructor(private readonly sink: BridgeSink, private readonly options: BridgeOptions) {
-    this.#latency = new TurnLatency(options.clock ?? (() => performance.now()), options.onTurnMeasured);
+    this.#clock = options.clock ?? (() => performance.now());
+    this.#latency = new TurnLatency(this.#clock, options.onTurnMeasured);
   }
 
   get callSid(): string | null {
@@ -353,7 +356,7 @@ export class CallBridge {
   }
 
   #onMarkPlayed(name: string): void {
-    switch (this.#playback.echoed(name)) {
+    switch (this.#playback.echoed(name, this.#clock())) {
       case "played":
         // The usual quiet moment: the last of a reply has just played.
         if (this.#playback.marksOutstanding === 0) {
@@ -565,7 +568,7 @@ export class CallBridge {
     this.sink.twilioMedia(delta);
     this.#latency.audioSent();
     const before = played.sentMs;
-    const mark = this.#playback.sent(played, delta);
+    const mark = this.#playback.sent(played, delta, this.#clock());
     this.stats.assistantAudioMs += played.sentMs - before;
     if (mark !== null) this.#sendMark(mark);
   }
@@ -580,7 +583,7 @@ export class CallBridge {
     this.stats.bargeIns++;
     // A goodbye talked over still ends the call (below, once the clear has emptied the queue).
     this.sink.twilioClear();
-    for (const { item: played, audioEndMs } of this.#playback.clear()) {
+    for (const { item: played, audioEndMs } of this.#playback.clear(this.#clock())) {
       this.sink.model(encodeTruncate(played.id, audioEndMs));
       const item = this.#assistant.get(played.id)!;
       if (!item.interrupted) {

@@ -92,7 +92,13 @@ function newBridge(
 ) {
   const sink = new Recorder();
   let ids = 0;
-  const bridge = new CallBridge(sink, { newItemId: (kind) => `${kind}_${++ids}`, ...bridgeOptions });
+  // A clock that stands still unless a test moves it: what was heard then comes from the echoes
+  // alone (the playout model between them is playback_test.ts's).
+  const bridge = new CallBridge(sink, {
+    newItemId: (kind) => `${kind}_${++ids}`,
+    clock: () => 0,
+    ...bridgeOptions,
+  });
   const { session } = buildSessionConfig({
     instructions: null,
     voice: null,
@@ -265,29 +271,29 @@ Deno.test("a greeting makes the assistant speak first, and its prompt is not a t
   ]);
 });
 
-Deno.test("assistant audio goes to Twilio unchanged, marked every 100 ms and where the response ends", () => {
+Deno.test("assistant audio goes to Twilio unchanged, marked after 100 ms, every 500 ms, and where the response ends", () => {
   const { sink, bridge } = liveBridge();
   bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
   bridge.onModelEvent(delta("item_a", 100));
-  bridge.onModelEvent(delta("item_a", 60));
-  bridge.onModelEvent(delta("item_a", 60));
+  bridge.onModelEvent(delta("item_a", 300));
+  bridge.onModelEvent(delta("item_a", 260));
   bridge.onModelEvent(delta("item_a", 20));
   assert.deepEqual(sink.drain(), [
     { to: "twilio", media: audio(100) },
     { to: "twilio", mark: "item_a:100" },
-    { to: "twilio", media: audio(60) },
-    { to: "twilio", media: audio(60) },
-    { to: "twilio", mark: "item_a:220" },
+    { to: "twilio", media: audio(300) },
+    { to: "twilio", media: audio(260) },
+    { to: "twilio", mark: "item_a:660" },
     { to: "twilio", media: audio(20) },
   ]);
-  assert.equal(bridge.stats.assistantAudioMs, 240);
+  assert.equal(bridge.stats.assistantAudioMs, 680);
   assert.equal(bridge.quiet, false, "20 ms sent after the last mark is still queued at Twilio");
   responseDone(bridge, "resp_1", "item_a", "Hello there.");
-  assert.deepEqual(sink.drain(), [{ to: "twilio", mark: "item_a:240" }]);
+  assert.deepEqual(sink.drain(), [{ to: "twilio", mark: "item_a:680" }]);
   bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
-  bridge.onTwilioFrame({ event: "mark", name: "item_a:220" });
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:660" });
   assert.equal(bridge.quiet, false);
-  bridge.onTwilioFrame({ event: "mark", name: "item_a:240" });
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:680" });
   assert.equal(bridge.quiet, true);
 });
 
@@ -312,7 +318,7 @@ Deno.test("barge-in clears Twilio and truncates to what the marks say was heard"
   const { sink, bridge } = liveBridge();
   bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
   bridge.onModelEvent(delta("item_a", 100));
-  bridge.onModelEvent(delta("item_a", 100));
+  bridge.onModelEvent(delta("item_a", 500));
   bridge.onModelEvent(delta("item_a", 100));
   bridge.onModelEvent(delta("item_b", 100));
   bridge.onModelEvent({
@@ -321,7 +327,6 @@ Deno.test("barge-in clears Twilio and truncates to what the marks say was heard"
     transcript: "One two three.",
   });
   bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
-  bridge.onTwilioFrame({ event: "mark", name: "item_a:200" });
   sink.drain();
 
   bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
@@ -329,7 +334,7 @@ Deno.test("barge-in clears Twilio and truncates to what the marks say was heard"
     { to: "twilio", clear: true },
     {
       to: "model",
-      event: { type: "conversation.item.truncate", item_id: "item_a", content_index: 0, audio_end_ms: 200 },
+      event: { type: "conversation.item.truncate", item_id: "item_a", content_index: 0, audio_end_ms: 100 },
     },
     {
       to: "model",
@@ -342,7 +347,7 @@ Deno.test("barge-in clears Twilio and truncates to what the marks say was heard"
   ]]);
 
   // Twilio echoes the pending marks at once because of the clear: they were never heard.
-  bridge.onTwilioFrame({ event: "mark", name: "item_a:300" });
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:600" });
   bridge.onTwilioFrame({ event: "mark", name: "item_b:100" });
   assert.equal(bridge.stats.marksIgnored, 2);
   // Deltas already on the wire for the cancelled response are dropped.
@@ -402,8 +407,8 @@ Deno.test("a tenant that turned interruption off is never cut off", () => {
   bridge.onModelEvent(delta("item_a", 100));
   sink.drain();
   bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
-  bridge.onModelEvent(delta("item_a", 100));
-  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(100) }, { to: "twilio", mark: "item_a:200" }]);
+  bridge.onModelEvent(delta("item_a", 500));
+  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(500) }, { to: "twilio", mark: "item_a:600" }]);
 });
 
 Deno.test("turns are numbered by their place in the conversation, not by arrival", () => {
@@ -1250,4 +1255,21 @@ Deno.test("a handed-off call's metrics cover all its streams: turns carried, aud
   assert.deepEqual([whole.audio_in_ms, whole.audio_out_ms], [100 + 60, 120 + 120]);
   assert.deepEqual([whole.first_audio_sent_p50_ms, whole.first_audio_sent_max_ms], [405, 500]);
   assert.deepEqual([whole.first_audio_played_p50_ms, whole.first_audio_played_max_ms], [750, 900]);
+});
+
+Deno.test("between echoes, a barge-in truncates at what the playout model says was heard by then", () => {
+  let now = 0;
+  const { sink, bridge } = liveBridge({}, { clock: () => now });
+  bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
+  // 2 s of audio arrive at once, faster than real time; Twilio plays its first 100 ms by 100 ms.
+  bridge.onModelEvent(delta("item_a", 100));
+  bridge.onModelEvent(delta("item_a", 1900));
+  now = 100;
+  bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
+  now = 430;
+  sink.drain();
+  bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
+  assert.deepEqual(sink.modelEvents(), [
+    { type: "conversation.item.truncate", item_id: "item_a", content_index: 0, audio_end_ms: 430 },
+  ]);
 });

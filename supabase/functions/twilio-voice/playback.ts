@@ -3,18 +3,27 @@
 // cancelled. Twilio echoes a mark once the audio queued before it has played, and echoes every
 // mark still queued when it is cleared, so an echo after a clear says nothing about what was heard.
 // https://www.twilio.com/docs/voice/media-streams/websocket-messages#mark-message
-// No I/O and no clock: the bridge sends what this returns.
+//
+// Between echoes, what was heard comes from a model of Twilio's playout: audio plays at real time,
+// starting when it is sent plus Twilio's delay (learned from the echoes) or when the audio queued
+// before it ends. Each echo re-anchors the model to what Twilio says it has played, so marks can be
+// sparse (MARK_EVERY_MS) while a barge-in's truncate stays within a frame or two of what the caller
+// heard, not within a mark period of it.
+// No I/O and no clock of its own: the bridge passes the time in and sends what this returns.
 
 import { base64ByteLength } from "./wire.ts";
 
 // µ-law at 8 kHz is 8 bytes per millisecond.
 // https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message
 const MULAW_BYTES_PER_MS = 8;
-// A mark after every model delta made marks a third of the bridge's socket traffic (bench/: 6
-// messages per caller frame against the relay's 4, with 20 ms deltas). One mark per 100 ms of
-// audio, plus one where a response ends, keeps barge-in's truncate within 100 ms of what the
-// caller heard.
-export const MARK_EVERY_MS = 100;
+// Marks are a bridge's only extra socket traffic over a bare relay: a mark after every model delta
+// was 6 messages per caller frame against the relay's 4 (bench/, 20 ms deltas), one per 100 ms
+// still 4.4. The first mark of an item comes after FIRST_MARK_MS of its audio, so the reply latency
+// "to played" (turn_latency.ts) includes at most that much playback; then one per MARK_EVERY_MS,
+// plus one where a response ends (the end of playback is known from it). What the cadence costs in
+// truncate accuracy is measured in playback_test.ts against a simulated Twilio.
+export const FIRST_MARK_MS = 100;
+export const MARK_EVERY_MS = 500;
 
 /** One assistant item's audio on its way to the caller. */
 export class PlayedItem {
@@ -25,6 +34,8 @@ export class PlayedItem {
   heardMs = 0;
   /** Cut by a barge-in: the rest of its audio must not reach the caller. */
   cut = false;
+  /** Where its audio starts on the call's playout timeline (ms); null until it has audio. */
+  timelineStartMs: number | null = null;
 
   constructor(readonly id: string) {}
 
@@ -48,6 +59,13 @@ export type MarkEcho = "played" | "cleared" | "unknown";
 
 export class Playback {
   readonly #items: PlayedItem[] = [];
+  // The playout model: all audio sent and not cleared, end to end (ms); the clock time at which the
+  // last of it will have played; the same if Twilio played audio the moment it was sent; and
+  // Twilio's delay between the two, as the last echo showed it.
+  #timelineMs = 0;
+  #playoutEndsAt = 0;
+  #onArrivalEndsAt = 0;
+  #delayMs = 0;
   /** Marks sent and not yet echoed, by name. */
   readonly #outstanding = new Map<string, PlayedItem>();
   /** Items with audio sent to Twilio after their last mark. */
@@ -62,11 +80,21 @@ export class Playback {
     return item;
   }
 
-  /** `delta` (base64 µ-law) of `item` went to Twilio: the mark to send after it, if one is due. */
-  sent(item: PlayedItem, delta: string): string | null {
-    item.sentBytes += base64ByteLength(delta);
+  constructor(readonly markEveryMs = MARK_EVERY_MS) {}
+
+  /** `delta` (base64 µ-law) of `item` went to Twilio at `now` (ms): the mark to send after it, if
+   * one is due. */
+  sent(item: PlayedItem, delta: string, now: number): string | null {
+    const bytes = base64ByteLength(delta);
+    item.sentBytes += bytes;
+    item.timelineStartMs ??= this.#timelineMs;
+    this.#timelineMs += bytes / MULAW_BYTES_PER_MS;
+    this.#playoutEndsAt = Math.max(now + this.#delayMs, this.#playoutEndsAt) + bytes / MULAW_BYTES_PER_MS;
+    this.#onArrivalEndsAt = Math.max(now, this.#onArrivalEndsAt) + bytes / MULAW_BYTES_PER_MS;
     const sent = item.sentMs;
-    if (sent - item.markedMs >= MARK_EVERY_MS) return this.#mark(item, sent);
+    if (sent - item.markedMs >= (item.markedMs === 0 ? FIRST_MARK_MS : this.markEveryMs)) {
+      return this.#mark(item, sent);
+    }
     if (sent > item.markedMs) this.#unmarked.add(item);
     return null;
   }
@@ -78,13 +106,14 @@ export class Playback {
     return names;
   }
 
-  /** Twilio echoed the mark `name`. */
-  echoed(name: string): MarkEcho {
+  /** Twilio echoed the mark `name` at `now`. */
+  echoed(name: string, now: number): MarkEcho {
     const item = this.#outstanding.get(name);
     if (item) {
       this.#outstanding.delete(name);
       const ms = Number(name.slice(name.lastIndexOf(":") + 1));
       if (ms > item.heardMs) item.heardMs = ms;
+      this.#anchor((item.timelineStartMs ?? 0) + ms, now);
       return "played";
     }
     return this.#cleared.delete(name) ? "cleared" : "unknown";
@@ -100,22 +129,43 @@ export class Playback {
     return this.#outstanding.size > 0 || this.#unmarked.size > 0;
   }
 
+  /** How much of `item` the caller has heard by `now`: the playout model's estimate, never less
+   * than its echoed marks say nor more than was sent. */
+  heardAt(item: PlayedItem, now: number): number {
+    if (item.timelineStartMs === null) return 0;
+    const timelineHeard = this.#timelineMs - Math.max(0, this.#playoutEndsAt - now);
+    const estimate = Math.floor(timelineHeard - item.timelineStartMs);
+    return Math.min(item.sentMs, Math.max(item.heardMs, estimate));
+  }
+
   /**
-   * Twilio's queue is cleared (barge-in): every item with audio the caller has not heard is cut at
-   * what the marks say was played (later items never played and get 0), and the marks still
-   * outstanding will come back as "cleared".
+   * Twilio's queue is cleared at `now` (barge-in): every item with audio the marks do not report
+   * fully played is cut at what the caller heard (later items never played and get 0), and the
+   * marks still outstanding will come back as "cleared".
    */
-  clear(): Cut[] {
+  clear(now: number): Cut[] {
     const cuts: Cut[] = [];
     for (const item of this.#items) {
       if (item.cut || item.fullyPlayed) continue;
       item.cut = true;
-      cuts.push({ item, audioEndMs: Math.min(item.heardMs, item.sentMs) });
+      cuts.push({ item, audioEndMs: this.heardAt(item, now) });
     }
+    // What was queued is gone: the timeline ends at what has played.
+    this.#timelineMs -= Math.max(0, this.#playoutEndsAt - now);
+    this.#playoutEndsAt = this.#onArrivalEndsAt = now;
     for (const name of this.#outstanding.keys()) this.#cleared.add(name);
     this.#outstanding.clear();
     this.#unmarked.clear();
     return cuts;
+  }
+
+  /** Twilio says the timeline has played up to `heardMs` at `now`: the rest of what was sent is
+   * queued and plays from now on; how much later than on arrival is Twilio's delay. The echo's own
+   * trip back is in it, so the model errs towards less heard. */
+  #anchor(heardMs: number, now: number): void {
+    const queuedMs = Math.max(0, this.#timelineMs - heardMs);
+    this.#playoutEndsAt = now + queuedMs;
+    this.#delayMs = Math.max(0, now - (this.#onArrivalEndsAt - queuedMs));
   }
 
   /** Ask Twilio to echo `item:ms` once the audio up to it has played. */
