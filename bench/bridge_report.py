@@ -154,7 +154,7 @@ def _runtime_levels(levels: list[dict]) -> list[tuple[str, int]]:
     return [(runtime, calls) for runtime in _runtimes(levels) for calls in sorted({level["calls"] for level in levels})]
 
 
-def _targets(all_levels: list[dict], runtime: str) -> list[str]:
+def _targets(all_levels: list[dict], runtime: str, runs: list[dict], repeats: int) -> list[str]:
     found = _by(all_levels)
     levels = [level for level in all_levels if level["runtime"] == runtime]
     lines = []
@@ -189,6 +189,11 @@ def _targets(all_levels: list[dict], runtime: str) -> list[str]:
             ratios.append((level["calls"], level["cpu_s_per_call_minute"] / relay["cpu_s_per_call_minute"]))
     if ratios:
         shown = ", ".join(f"{ratio:.2f}× at {calls}" for calls, ratio in ratios)
+        paired = {calls: _paired_cpu_ratios(runs, runtime, calls) for calls, _ in ratios}
+        if repeats > 1 and any(paired.values()):
+            shown += ("; within each repeat: "
+                      + ", ".join(f"{min(pairs):.2f}–{max(pairs):.2f}× at {calls}"
+                                  for calls, pairs in paired.items() if pairs))
         worst = max(ratio for _, ratio in ratios)
         lines.append(f"- **CPU per call-minute ≤ {TARGET_CPU_RATIO}× the minimal relay's** (levels where every call of "
                      f"both was live): {shown} — "
@@ -309,6 +314,7 @@ def render(result: dict, docs: Path) -> str:
     load_runtime = result["load_runtime"]
     # A result from before repeats existed is one run per level.
     repeats = result.get("repeats", 1)
+    runs = result.get("runs", [])
     named = "; ".join(f"{label}, {RUNTIME_ROLES[name]}" for name, label in result["runtimes"].items())
     parts = [
         "## Bridge load",
@@ -346,7 +352,7 @@ def render(result: dict, docs: Path) -> str:
         + (" The last column divides the bridge's CPU by the relay's of the same repeat (they ran back to back) "
            "and gives the median and range of those ratios over the repeats." if repeats > 1 else ""),
         "",
-        *_ratio_rows(levels, result.get("runs", []), repeats),
+        *_ratio_rows(levels, runs, repeats),
         "",
         "### Item 6 (issue 15): both runtimes against the minimal relay",
         "",
@@ -357,7 +363,7 @@ def render(result: dict, docs: Path) -> str:
         "",
         "### Targets (issue 7)",
         "",
-        *[line for runtime in runtimes for line in (f"On {runtime}:", "", *_targets(levels, runtime), "")],
+        *[line for runtime in runtimes for line in (f"On {runtime}:", "", *_targets(levels, runtime, runs, repeats), "")],
         "The peer to beat, as issue 7 reports it (not re-measured here): the twilio-samples Python bridge, under 1 ms "
         "p99 up to 50 calls, p99 25 ms at 100, saturated at 200 (p99 380 ms), collapsed at 400; 0.3–1.0 CPU-s per "
         "call-minute.",

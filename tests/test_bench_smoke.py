@@ -91,3 +91,4 @@ def test_bridge_benchmark_repeats_each_server_in_turn_and_reports_the_median_run
     assert "Each server ran 2 times at each N" in section
     assert "CPU ratio within each repeat" in section and "2 pairs)" in section
     assert f"| {pinned} | 2 |" in section and "; runs " in section
+    assert "within each repeat: " in section  # the issue 7 CPU target, paired as well as median
