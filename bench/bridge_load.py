@@ -13,7 +13,16 @@ measuring instrument, so it stays the same across runtimes) to the other. Calls 
 - CPU seconds of the server process per call-minute (/proc/PID/stat, all threads), memory (RSS)
   per call, and the load side's own CPU share of its core.
 
-    python -m bench.bridge_load --levels 10 100 --window 20 --runtimes pinned shipped
+On this shared 2-core machine one window's CPU per call-minute varies by about ±10 % between runs of the
+same server at the same N, more than the bridge/relay difference being measured. `--repeats K` runs each
+(N, runtime) K times, the targets taking turns (bridge, relay, relay_nodelay, bridge, relay, ...) so that a
+slow drift of the machine falls on all of them alike. "runs" keeps every run (with its "repeat"); "levels"
+holds one level per (runtime, target, N): the median run's, whole (the run whose CPU per call-minute is the
+median, the lower-middle one for an even K, so its latency and CPU come from the same process), with every
+run's CPU ("cpu_s_per_call_minute_runs") and their spread ("cpu_spread_pct", (max - min) / median). A target
+stops after the level where its median run broke, or where any of its runs crashed.
+
+    python -m bench.bridge_load --levels 10 100 --window 20 --runtimes pinned shipped --repeats 3
 """
 
 from __future__ import annotations
@@ -360,12 +369,32 @@ def broken(level: dict) -> bool:
     return level["calls_live"] < level["calls"] * 0.9 or (level["lost_pct"] or 0) > 100 * BROKEN_LOSS
 
 
+def _cpu_order(level: dict) -> tuple[bool, float]:
+    # A run with no call-minute to divide by relayed nothing: it sorts as the costliest.
+    value = level["cpu_s_per_call_minute"]
+    return value is None, value or 0.0
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run whose CPU per call-minute is the median (the lower-middle of an even count), whole, with
+    every run's CPU and their spread: one real run, so its latency, loss and CPU stay consistent."""
+    ordered = sorted(runs, key=_cpu_order)
+    chosen = ordered[(len(ordered) - 1) // 2]
+    values = [level["cpu_s_per_call_minute"] for level in ordered]
+    numbers = [value for value in values if value is not None]
+    median = chosen["cpu_s_per_call_minute"]
+    spread = round(100 * (max(numbers) - min(numbers)) / median, 1) if median else None
+    return {**chosen, "repeats": len(runs), "cpu_s_per_call_minute_runs": values, "cpu_spread_pct": spread}
+
+
 def run(levels=LEVELS, targets=TARGETS, runtimes=tuple(RUNTIMES), *, window_s: float = 20, warm_s: float = 5,
-        ramp_per_s: float = 50, profile_calls: int | None = None, profile_dir: Path | None = None,
+        ramp_per_s: float = 50, repeats: int = 1, profile_calls: int | None = None, profile_dir: Path | None = None,
         profile_runtime: str = PROFILE_RUNTIME) -> dict:
-    """Every target on every runtime at every level, interleaved so that machine noise falls on all of
-    them alike (a target stops on a runtime after the level where it broke there); the bridge is then
-    profiled on `profile_runtime` at `profile_calls`."""
+    """Every target on every runtime at every level, `repeats` times, interleaved so that machine noise
+    falls on all of them alike (a target stops on a runtime after the level where its median run broke
+    there, or a run crashed); the bridge is then profiled on `profile_runtime` at `profile_calls`."""
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
     wanted = [*runtimes, "pinned", *([profile_runtime] if profile_calls else [])]  # the load side is on "pinned"
     resolved = {name: resolve_runtime(name) for name in dict.fromkeys(wanted)}
     with tempfile.TemporaryDirectory(prefix="supactl-bench-bridge-") as folder:
@@ -375,21 +404,34 @@ def run(levels=LEVELS, targets=TARGETS, runtimes=tuple(RUNTIMES), *, window_s: f
         try:
             db = prepare_database(server)
             results: list[dict] = []
+            runs: list[dict] = []
             stopped: dict[tuple[str, str], int] = {}
             for calls in levels:
                 for runtime in (resolved[name] for name in runtimes):
-                    for target in targets:
-                        if (runtime.label, target) in stopped:
-                            continue
-                        try:
-                            level = run_level(target, runtime, calls, db, workdir, ramp_per_s=ramp_per_s,
-                                              warm_s=warm_s, window_s=window_s)
-                        except BenchError as error:
-                            # A crash under load is a result too: record it, and stop that target there.
-                            level = {"runtime": runtime.label, "target": target, "calls": calls,
-                                     "error": str(error)[-1500:]}
-                        results.append(level)
-                        if "error" in level or broken(level):
+                    active = [target for target in targets if (runtime.label, target) not in stopped]
+                    measured: dict[str, list[dict]] = {target: [] for target in active}
+                    crashed: dict[str, dict] = {}
+                    for repeat in range(repeats):
+                        for target in active:
+                            if target in crashed:
+                                continue
+                            try:
+                                level = run_level(target, runtime, calls, db, workdir, ramp_per_s=ramp_per_s,
+                                                  warm_s=warm_s, window_s=window_s)
+                            except BenchError as error:
+                                # A crash under load is a result too: record it, and stop that target there.
+                                level = {"runtime": runtime.label, "target": target, "calls": calls,
+                                         "error": str(error)[-1500:]}
+                            level["repeat"] = repeat
+                            runs.append(level)
+                            if "error" in level:
+                                crashed[target] = level
+                            else:
+                                measured[target].append(level)
+                    for target in active:
+                        summary = crashed.get(target) or median_run(measured[target])
+                        results.append(summary)
+                        if "error" in summary or broken(summary):
                             stopped[(runtime.label, target)] = calls
             profile = None
             if profile_calls:
@@ -403,7 +445,7 @@ def run(levels=LEVELS, targets=TARGETS, runtimes=tuple(RUNTIMES), *, window_s: f
                                                                frames=level["frames_sent"])}
         finally:
             server.stop()
-    return {"levels": results, "runtimes": {name: resolved[name].label for name in runtimes},
+    return {"levels": results, "runs": runs, "repeats": repeats, "runtimes": {name: resolved[name].label for name in runtimes},
             "load_runtime": resolved["pinned"].label,
             "broke_at": [{"runtime": label, "target": target, "calls": calls}
                          for (label, target), calls in stopped.items()],
@@ -420,11 +462,13 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20)
     parser.add_argument("--warm", type=float, default=5)
     parser.add_argument("--ramp", type=float, default=50, help="calls started per second")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each server at each N and runtime, taking turns; figures are the median run's")
     parser.add_argument("--profile", type=int, default=None, help="also profile the bridge at this many calls")
     parser.add_argument("--profile-runtime", default=PROFILE_RUNTIME, choices=list(RUNTIMES))
     args = parser.parse_args()
     print(json.dumps(run(args.levels, args.targets, args.runtimes, window_s=args.window, warm_s=args.warm,
-                         ramp_per_s=args.ramp, profile_calls=args.profile, profile_runtime=args.profile_runtime),
+                         ramp_per_s=args.ramp, repeats=args.repeats, profile_calls=args.profile, profile_runtime=args.profile_runtime),
                      indent=2))
 
 

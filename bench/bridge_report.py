@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import median
 
 from bench.bridge_load import RUNTIME_ROLES, TARGET_LABELS
 from supactl.selfhost.deno_release import SHIPPED_DENO_VERSION
@@ -95,23 +96,57 @@ def _level_rows(levels: list[dict]) -> list[str]:
     return rows
 
 
-def _ratio_rows(levels: list[dict]) -> list[str]:
+def _cpu_range(level: dict) -> str:
+    values = [value for value in level.get("cpu_s_per_call_minute_runs") or [] if value is not None]
+    return f"{min(values):.3f}–{max(values):.3f}" if values else "—"
+
+
+def _paired_cpu_ratios(runs: list[dict], runtime: str, calls: int) -> list[float]:
+    """Bridge / relay CPU per call-minute within each repeat: the two ran back to back, so a drift of the
+    machine between repeats cancels out of each ratio."""
+    found = {(level["target"], level["repeat"]): level["cpu_s_per_call_minute"] for level in runs
+             if "error" not in level and level["runtime"] == runtime and level["calls"] == calls}
+    return [bridge / relay for (target, repeat), bridge in found.items()
+            if target == "bridge" and bridge is not None and (relay := found.get(("relay", repeat)))]
+
+
+def _paired(ratios: list[float]) -> str:
+    if not ratios:
+        return "—"
+    return f"{median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}×, {len(ratios)} pairs)"
+
+
+def _ratio_rows(levels: list[dict], runs: list[dict], repeats: int) -> list[str]:
     found = _by(levels)
+    repeated = repeats > 1
+    cpu_head = "CPU per call-minute, bridge / relay" + (" (median runs; range of the runs)" if repeated else "")
     rows = ["| runtime | N | p99 caller→model, bridge / relay | p99 model→caller, bridge / relay "
-            "| CPU per call-minute, bridge / relay |", "|---|---|---|---|---|"]
+            f"| {cpu_head} |" + (" CPU ratio within each repeat: median (min–max) |" if repeated else ""),
+            "|---|---|---|---|---|" + ("---|" if repeated else "")]
     for runtime, calls in _runtime_levels(levels):
         bridge, relay = found.get((runtime, "bridge", calls)), found.get((runtime, "relay", calls))
         if not bridge or not relay:
             continue
+        spread = f"; runs {_cpu_range(bridge)} / {_cpu_range(relay)}" if repeated else ""
         rows.append(
             f"| {runtime} | {calls} | {_ratio(bridge['uplink']['p99_ms'], relay['uplink']['p99_ms'])} "
             f"({_fmt(bridge['uplink']['p99_ms'])} / {_fmt(relay['uplink']['p99_ms'])} ms) | "
             f"{_ratio(bridge['downlink']['p99_ms'], relay['downlink']['p99_ms'])} "
             f"({_fmt(bridge['downlink']['p99_ms'])} / {_fmt(relay['downlink']['p99_ms'])} ms) | "
             f"{_ratio(bridge['cpu_s_per_call_minute'], relay['cpu_s_per_call_minute'])} "
-            f"({_fmt(bridge['cpu_s_per_call_minute'], 3)} / {_fmt(relay['cpu_s_per_call_minute'], 3)} s) |"
+            f"({_fmt(bridge['cpu_s_per_call_minute'], 3)} / {_fmt(relay['cpu_s_per_call_minute'], 3)} s{spread}) |"
+            + (f" {_paired(_paired_cpu_ratios(runs, runtime, calls))} |" if repeated else "")
         )
     return rows
+
+
+def _repeats_line(repeats: int) -> str:
+    if repeats == 1:
+        return "Each server ran once at each N on each runtime; every figure is that run's."
+    return (f"Each server ran {repeats} times at each N on each runtime, the servers taking turns (bridge, relay, "
+            "…, then again), so a slow drift of the machine falls on all of them alike. Every figure is the median "
+            "run's: the run whose CPU per call-minute is the median (the lower of the middle two for an even "
+            "count), taken whole, so a row's latency, loss and CPU come from one process.")
 
 
 def _runtime_levels(levels: list[dict]) -> list[tuple[str, int]]:
@@ -119,7 +154,7 @@ def _runtime_levels(levels: list[dict]) -> list[tuple[str, int]]:
     return [(runtime, calls) for runtime in _runtimes(levels) for calls in sorted({level["calls"] for level in levels})]
 
 
-def _targets(all_levels: list[dict], runtime: str) -> list[str]:
+def _targets(all_levels: list[dict], runtime: str, runs: list[dict], repeats: int) -> list[str]:
     found = _by(all_levels)
     levels = [level for level in all_levels if level["runtime"] == runtime]
     lines = []
@@ -154,6 +189,11 @@ def _targets(all_levels: list[dict], runtime: str) -> list[str]:
             ratios.append((level["calls"], level["cpu_s_per_call_minute"] / relay["cpu_s_per_call_minute"]))
     if ratios:
         shown = ", ".join(f"{ratio:.2f}× at {calls}" for calls, ratio in ratios)
+        paired = {calls: _paired_cpu_ratios(runs, runtime, calls) for calls, _ in ratios}
+        if repeats > 1 and any(paired.values()):
+            shown += ("; within each repeat: "
+                      + ", ".join(f"{min(pairs):.2f}–{max(pairs):.2f}× at {calls}"
+                                  for calls, pairs in paired.items() if pairs))
         worst = max(ratio for _, ratio in ratios)
         lines.append(f"- **CPU per call-minute ≤ {TARGET_CPU_RATIO}× the minimal relay's** (levels where every call of "
                      f"both was live): {shown} — "
@@ -272,6 +312,9 @@ def render(result: dict, docs: Path) -> str:
     broke_text = ("; ".join(f"{stop['target']} on {stop['runtime']} stopped after N = {stop['calls']}"
                             for stop in result.get("broke_at") or []) or "no target broke at the levels run")
     load_runtime = result["load_runtime"]
+    # A result from before repeats existed is one run per level.
+    repeats = result.get("repeats", 1)
+    runs = result.get("runs", [])
     named = "; ".join(f"{label}, {RUNTIME_ROLES[name]}" for name, label in result["runtimes"].items())
     parts = [
         "## Bridge load",
@@ -288,7 +331,7 @@ def render(result: dict, docs: Path) -> str:
         "utime+stime of the whole process (/proc/PID/stat) over the window; RSS per call is (RSS in the window − RSS "
         "before the first call) / N. Loss: frames sent in the window that did not come through within 2 s. Machine "
         f"load average at the end: {', '.join(f'{x:.2f}' for x in result['load_average'])} (other work shares these "
-        "2 cores).",
+        f"2 cores). {_repeats_line(repeats)}",
         "",
         *_level_rows(levels),
         "",
@@ -305,9 +348,11 @@ def render(result: dict, docs: Path) -> str:
         "",
         "### Bridge against the minimal relay (same runtime, same run, same generator and peer)",
         "",
-        "`bench/minimal_relay.ts`: parse, re-wrap, forward; no state, marks, store or signature.",
+        "`bench/minimal_relay.ts`: parse, re-wrap, forward; no state, marks, store or signature."
+        + (" The last column divides the bridge's CPU by the relay's of the same repeat (they ran back to back) "
+           "and gives the median and range of those ratios over the repeats." if repeats > 1 else ""),
         "",
-        *_ratio_rows(levels),
+        *_ratio_rows(levels, runs, repeats),
         "",
         "### Item 6 (issue 15): both runtimes against the minimal relay",
         "",
@@ -318,7 +363,7 @@ def render(result: dict, docs: Path) -> str:
         "",
         "### Targets (issue 7)",
         "",
-        *[line for runtime in runtimes for line in (f"On {runtime}:", "", *_targets(levels, runtime), "")],
+        *[line for runtime in runtimes for line in (f"On {runtime}:", "", *_targets(levels, runtime, runs, repeats), "")],
         "The peer to beat, as issue 7 reports it (not re-measured here): the twilio-samples Python bridge, under 1 ms "
         "p99 up to 50 calls, p99 25 ms at 100, saturated at 200 (p99 380 ms), collapsed at 400; 0.3–1.0 CPU-s per "
         "call-minute.",
