@@ -31,7 +31,8 @@ SATURATED_PACING_LAG_MS = 20.0
 
 
 def saturated(level: dict) -> bool:
-    return (level["load_cpu_share"] >= SATURATED_LOAD_SHARE
+    # The callers and the model peer share the load side's core: together they must leave it room.
+    return (level.get("load_core_share", level["load_cpu_share"]) >= SATURATED_LOAD_SHARE
             or (level["load_scheduling_lag"]["p99_ms"] or 0) >= SATURATED_PACING_LAG_MS)
 
 
@@ -79,7 +80,7 @@ def _kernel(level: dict) -> str:
 def _level_rows(levels: list[dict]) -> list[str]:
     head = ("| N | runtime | server | live | caller→model p50 / p99 / max ms | model→caller p50 / p99 / max ms "
             "| lost % | server CPU (cores) | CPU-s per call-min | CPU-s per 400 s call | RSS KB per call "
-            "| load side CPU (cores) | load pacing lag p99 ms |")
+            "| load side CPU: callers + model peer = core 1 | load pacing lag p99 ms |")
     rows = [head, "|" + "---|" * 13]
     for level in levels:
         up, down = level["uplink"], level["downlink"]
@@ -90,10 +91,16 @@ def _level_rows(levels: list[dict]) -> list[str]:
             f"{_fmt(level['lost_pct'], 3)} | {_fmt(level['server_cpu_share'])}"
             f"{_kernel(level)} | "
             f"{_fmt(level['cpu_s_per_call_minute'], 3)} | {_fmt(level['cpu_s_per_400s_call'])} | "
-            f"{_fmt(level['rss_kb_per_call'], 0)} | {_fmt(level['load_cpu_share'])}{' ⚠' if saturated(level) else ''} | "
+            f"{_fmt(level['rss_kb_per_call'], 0)} | {_load_side(level)}{' ⚠' if saturated(level) else ''} | "
             f"{_fmt(level['load_scheduling_lag']['p99_ms'])} |"
         )
     return rows
+
+
+def _load_side(level: dict) -> str:
+    if "peer_cpu_share" not in level:  # a result from when both ran in one process
+        return _fmt(level["load_cpu_share"])
+    return f"{_fmt(level['load_cpu_share'])} + {_fmt(level['peer_cpu_share'])} = {_fmt(level['load_core_share'])}"
 
 
 def _cpu_range(level: dict) -> str:
@@ -244,9 +251,15 @@ def _load_side_line(levels: list[dict], load_runtime: str) -> str:
         return f"The load side's CPU at N = {LOAD_SIDE_TARGET_CALLS}: not measured in this run."
     share = max(level["load_cpu_share"] for level in at)
     verdict = "met" if share < LOAD_SIDE_TARGET_CORES else "missed"
-    return (f"The load side (bench/loadgen.ts, on {load_runtime} for every server) used at most {share:.2f} of its "
-            f"core at N = {LOAD_SIDE_TARGET_CALLS} (the most over the {len(at)} levels at that N), against the "
-            f"target of under {LOAD_SIDE_TARGET_CORES:g} core — **{verdict}**.")
+    line = (f"The load generator (bench/loadgen.ts, the callers, on {load_runtime} for every server) used at most "
+            f"{share:.2f} of its core at N = {LOAD_SIDE_TARGET_CALLS} (the most over the {len(at)} levels at that N), "
+            f"against the target of under {LOAD_SIDE_TARGET_CORES:g} core — **{verdict}**.")
+    if all("peer_cpu_share" in level for level in at):
+        peer = max(level["peer_cpu_share"] for level in at)
+        core = max(level["load_core_share"] for level in at)
+        line += (f" The model peer (bench/model_peer.ts) beside it on the same core used at most {peer:.2f}, the "
+                 f"core as a whole at most {core:.2f}: neither process waits for the other.")
+    return line
 
 
 def _nagle_rows(levels: list[dict]) -> list[str]:
@@ -320,12 +333,14 @@ def render(result: dict, docs: Path) -> str:
         "## Bridge load",
         "",
         "The function (`supabase/functions/twilio-voice/index.ts`, TURN_STORE=postgres on an embedded Postgres) "
-        f"and the minimal relay, each on every Deno of this run ({named}), pinned to core 0; `bench/loadgen.ts` on "
-        f"core 1, always on {load_runtime} (the measuring instrument stays the same): N simulated Twilio streams "
-        "(signed webhook, TwiML, signed upgrade, `connected`, `start` with the TwiML's parameters, 20 ms µ-law "
-        "`media` at real time, mark echoes a frame later) and a GA Realtime peer that answers every "
-        "`input_audio_buffer.append` with a `response.output_audio.delta` of the same audio. Each payload carries "
-        "its send time, so every frame is timed through the server both ways. Calls start at "
+        f"and the minimal relay, each on every Deno of this run ({named}), pinned to core 0. On core 1, always on "
+        f"{load_runtime} (the measuring instrument stays the same), two processes: `bench/loadgen.ts`, N simulated "
+        "Twilio streams (signed webhook, TwiML, signed upgrade, `connected`, `start` with the TwiML's parameters, "
+        "20 ms µ-law `media` at real time, mark echoes a frame later), and `bench/model_peer.ts`, a GA Realtime "
+        "peer that answers every `input_audio_buffer.append` with a `response.output_audio.delta` of the same "
+        "audio. Each runs one synchronous epoll loop over libc sockets (bench/libc_net.ts through Deno's FFI, "
+        "bench/epoll_ws.ts). Each payload carries its send time on the machine's monotonic clock, so every frame "
+        "is timed through the server both ways. Calls start at "
         f"{result['ramp_per_s']:g}/s, run {result['warm_s']:g} s, then a {result['window_s']:g} s window is measured; "
         "a fresh server process per level, the runtimes and servers taking turns at each N. Server CPU is "
         "utime+stime of the whole process (/proc/PID/stat) over the window; RSS per call is (RSS in the window − RSS "
