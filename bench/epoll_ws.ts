@@ -7,7 +7,6 @@
 // view of the read buffer (`onFrame`), valid until the callback returns.
 // https://www.rfc-editor.org/rfc/rfc6455#section-5.2
 
-import { createHash } from "node:crypto";
 import {
   closeSocket,
   connectError,
@@ -22,11 +21,10 @@ import {
   tcpListen,
   writeSome,
 } from "./libc_net.ts";
-import { textHeaderSize, writeTextHeader } from "./ws_wire.ts";
+import { acceptValue, headEnd, headerMap, parseFrames, pongFor, textHeaderSize, writeTextHeader } from "./ws_wire.ts";
 
 export { Slab, textHeaderSize, writeTextHeader } from "./ws_wire.ts";
 
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const EMPTY = new Uint8Array(0);
@@ -180,25 +178,6 @@ export class Connection {
   }
 }
 
-/** The index just past the blank line ending an HTTP head in `bytes[start, end)`, or -1. */
-function headEnd(bytes: Uint8Array, start: number, end: number): number {
-  for (let i = start + 3; i < end; i++) {
-    if (bytes[i] === 10 && bytes[i - 1] === 13 && bytes[i - 2] === 10 && bytes[i - 3] === 13) return i + 1;
-  }
-  return -1;
-}
-
-function headerMap(lines: string[]): Map<string, string> {
-  const headers = new Map<string, string>();
-  for (const line of lines) {
-    const colon = line.indexOf(":");
-    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-  }
-  return headers;
-}
-
-const acceptValue = (key: string) => createHash("sha1").update(key + GUID).digest("base64");
-
 function ipOf(hostname: string): string {
   return hostname === "localhost" ? "127.0.0.1" : hostname;
 }
@@ -294,46 +273,19 @@ export class WebSocket {
   }
 
   #parse(buffer: Uint8Array, from: number, to: number): number {
-    let at = from;
-    while (to - at >= 2 && !this.closed) {
-      const opcode = buffer[at] & 0x0f;
-      const isMasked = (buffer[at + 1] & 0x80) !== 0;
-      let length = buffer[at + 1] & 0x7f;
-      let head = 2;
-      if (length === 126) {
-        if (to - at < 4) break;
-        length = (buffer[at + 2] << 8) | buffer[at + 3];
-        head = 4;
-      } else if (length === 127) {
-        if (to - at < 10) break;
-        length = Number(new DataView(buffer.buffer, buffer.byteOffset + at + 2, 8).getBigUint64(0));
-        head = 10;
-      }
-      const maskAt = at + head;
-      if (isMasked) head += 4;
-      if (to - at < head + length) break;
-      const start = at + head;
-      const end = start + length;
-      if (isMasked) unmask(buffer, start, end, maskAt);
-      at = end;
-      if (opcode === 0x1) this.onFrame(buffer, start, end);
-      else if (opcode === 0x8) {
-        if (!this.#closing) this.close();
-        this.connection.close();
-      } else if (opcode === 0x9) {
-        const pong = new Uint8Array(textHeaderSize(length, this.masked) + length);
-        pong.set(buffer.subarray(start, end), writeTextHeader(pong, 0, length, this.masked, 0xa));
-        this.sendOwned(pong);
-      }
-    }
-    return at - from;
+    this.#reading = buffer;
+    return parseFrames(buffer, from, to, this.#onFrame, this.#isClosed) - from;
   }
-}
 
-function unmask(buffer: Uint8Array, start: number, end: number, maskAt: number): void {
-  const key = [buffer[maskAt], buffer[maskAt + 1], buffer[maskAt + 2], buffer[maskAt + 3]];
-  if ((key[0] | key[1] | key[2] | key[3]) === 0) return;
-  for (let i = start, k = 0; i < end; i++, k = (k + 1) & 3) buffer[i] ^= key[k];
+  #reading: Uint8Array = EMPTY;
+  readonly #isClosed = () => this.closed;
+  readonly #onFrame = (opcode: number, start: number, end: number) => {
+    if (opcode === 0x1) this.onFrame(this.#reading, start, end);
+    else if (opcode === 0x8) {
+      if (!this.#closing) this.close();
+      this.connection.close();
+    } else if (opcode === 0x9) this.sendOwned(pongFor(this.#reading, start, end, this.masked));
+  };
 }
 
 /** Opens a client WebSocket (masked frames) to a ws:// URL; `done` gets it, or the reason it failed. */

@@ -1,17 +1,14 @@
-// A minimal RFC 6455 WebSocket, client and server, over Deno.Conn with TCP_NODELAY, for the load
-// side of the bridge benchmark only.
+// RFC 6455 WebSocket framing for the bridge benchmark, and a server over Deno.Conn with
+// TCP_NODELAY for the minimal relay's RELAY_TWILIO_SOCKET=nodelay variant.
 //
-// Why not Deno's own WebSocket: in Deno 2.4.5 neither `new WebSocket` nor `Deno.upgradeWebSocket`
+// Why a socket of its own: in Deno 2.4.5 neither `new WebSocket` nor `Deno.upgradeWebSocket`
 // sockets set TCP_NODELAY (checked with strace), so two messages written back to back wait for the
-// other side's delayed ACK (up to 40 ms on Linux). The load side must not add such stalls to what
-// it measures; the process under test keeps whatever its runtime does. `new WebSocket` also cannot
-// send the x-twilio-signature header Twilio puts on the upgrade.
+// other side's delayed ACK (up to 40 ms on Linux); the relay variant shows what that costs. The
+// framing helpers here (headers written in place, `Slab`, `parseFrames`, the handshake's head and
+// accept value) are shared with the load side's own sockets (epoll_ws.ts).
 // https://www.rfc-editor.org/rfc/rfc6455#section-5.2
-//
-// The hot path is bytes end to end, so the load side stays well under its core at hundreds of
-// calls: received text frames can be handed over as a view of the read buffer (`onFrame`, no
-// decoding), and frames built in place (`Slab`, `writeTextHeader`) are written as they are
-// (`sendOwned`), everything queued for a socket going out in one write.
+
+import { createHash } from "node:crypto";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const encoder = new TextEncoder();
@@ -183,47 +180,71 @@ export class WireSocket {
   #parse(buffer: Uint8Array): Uint8Array {
     let at = 0;
     this.#parsing = true;
+    this.#reading = buffer;
     try {
-      while (buffer.length - at >= 2 && !this.closed) {
-        const opcode = buffer[at] & 0x0f;
-        const isMasked = (buffer[at + 1] & 0x80) !== 0;
-        let length = buffer[at + 1] & 0x7f;
-        let head = 2;
-        if (length === 126) {
-          if (buffer.length - at < 4) break;
-          length = (buffer[at + 2] << 8) | buffer[at + 3];
-          head = 4;
-        } else if (length === 127) {
-          if (buffer.length - at < 10) break;
-          length = Number(
-            new DataView(buffer.buffer, buffer.byteOffset + at + 2, 8)
-              .getBigUint64(0),
-          );
-          head = 10;
-        }
-        const maskAt = at + head;
-        if (isMasked) head += 4;
-        if (buffer.length - at < head + length) break;
-        const start = at + head;
-        const end = start + length;
-        if (isMasked) unmask(buffer, start, end, maskAt);
-        at = end;
-        if (opcode === 0x1) {
-          if (this.onFrame) this.onFrame(buffer, start, end);
-          else this.onText(decoder.decode(buffer.subarray(start, end)));
-        } else if (opcode === 0x8) this.close();
-        else if (opcode === 0x9) {
-          const pong = new Uint8Array(textHeaderSize(length, this.masked) + length);
-          pong.set(buffer.subarray(start, end), writeTextHeader(pong, 0, length, this.masked, 0xa));
-          this.#queue.push(pong);
-        }
-      }
+      at = parseFrames(buffer, 0, buffer.length, this.#onFrame, this.#isClosed);
     } finally {
       this.#parsing = false;
     }
     this.#pump();
     return at === buffer.length ? EMPTY : buffer.slice(at);
   }
+
+  #reading: Uint8Array = EMPTY;
+  readonly #isClosed = () => this.closed;
+  readonly #onFrame = (opcode: number, start: number, end: number) => {
+    const buffer = this.#reading;
+    if (opcode === 0x1) {
+      if (this.onFrame) this.onFrame(buffer, start, end);
+      else this.onText(decoder.decode(buffer.subarray(start, end)));
+    } else if (opcode === 0x8) this.close();
+    else if (opcode === 0x9) this.#queue.push(pongFor(buffer, start, end, this.masked));
+  };
+}
+
+/** The pong answering a ping whose payload is `buffer[start, end)`. */
+export function pongFor(buffer: Uint8Array, start: number, end: number, masked: boolean): Uint8Array {
+  const pong = new Uint8Array(textHeaderSize(end - start, masked) + end - start);
+  pong.set(buffer.subarray(start, end), writeTextHeader(pong, 0, end - start, masked, 0xa));
+  return pong;
+}
+
+/**
+ * Calls `onFrame(opcode, start, end)` for every complete frame in `buffer[from, to)`, its payload
+ * unmasked in place, until `stopped()`; returns where the incomplete rest begins.
+ */
+export function parseFrames(
+  buffer: Uint8Array,
+  from: number,
+  to: number,
+  onFrame: (opcode: number, start: number, end: number) => void,
+  stopped: () => boolean,
+): number {
+  let at = from;
+  while (to - at >= 2 && !stopped()) {
+    const opcode = buffer[at] & 0x0f;
+    const isMasked = (buffer[at + 1] & 0x80) !== 0;
+    let length = buffer[at + 1] & 0x7f;
+    let head = 2;
+    if (length === 126) {
+      if (to - at < 4) break;
+      length = (buffer[at + 2] << 8) | buffer[at + 3];
+      head = 4;
+    } else if (length === 127) {
+      if (to - at < 10) break;
+      length = Number(new DataView(buffer.buffer, buffer.byteOffset + at + 2, 8).getBigUint64(0));
+      head = 10;
+    }
+    const maskAt = at + head;
+    if (isMasked) head += 4;
+    if (to - at < head + length) break;
+    const start = at + head;
+    const end = start + length;
+    if (isMasked) unmask(buffer, start, end, maskAt);
+    at = end;
+    onFrame(opcode, start, end);
+  }
+  return at;
 }
 
 function unmask(buffer: Uint8Array, start: number, end: number, maskAt: number): void {
@@ -257,9 +278,15 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return concatAll([a, b]);
 }
 
-async function acceptValue(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + GUID));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+/** Sec-WebSocket-Accept for a Sec-WebSocket-Key. */
+export const acceptValue = (key: string): string => createHash("sha1").update(key + GUID).digest("base64");
+
+/** The index just past the blank line ending an HTTP head in `bytes[start, end)`, or -1. */
+export function headEnd(bytes: Uint8Array, start: number, end: number): number {
+  for (let i = start + 3; i < end; i++) {
+    if (bytes[i] === 10 && bytes[i - 1] === 13 && bytes[i - 2] === 10 && bytes[i - 3] === 13) return i + 1;
+  }
+  return -1;
 }
 
 /** Reads an HTTP/1.1 head; returns it and whatever bytes followed it. */
@@ -270,48 +297,19 @@ async function readHead(conn: Deno.Conn): Promise<{ head: string; rest: Uint8Arr
     const n = await conn.read(chunk);
     if (n === null) throw new Error("connection closed during the handshake");
     data = concat(data, chunk.subarray(0, n));
-    for (let i = 3; i < data.length; i++) {
-      if (data[i] === 10 && data[i - 1] === 13 && data[i - 2] === 10 && data[i - 3] === 13) {
-        return { head: decoder.decode(data.subarray(0, i + 1)), rest: data.slice(i + 1) };
-      }
-    }
+    const split = headEnd(data, 0, data.length);
+    if (split >= 0) return { head: decoder.decode(data.subarray(0, split)), rest: data.slice(split) };
     if (data.length > 64 * 1024) throw new Error("handshake head too large");
   }
 }
 
-function headerMap(lines: string[]): Map<string, string> {
+export function headerMap(lines: string[]): Map<string, string> {
   const headers = new Map<string, string>();
   for (const line of lines) {
     const colon = line.indexOf(":");
     if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
   }
   return headers;
-}
-
-export async function connect(url: string, headers: Record<string, string> = {}): Promise<WireSocket> {
-  const target = new URL(url);
-  if (target.protocol !== "ws:") throw new Error(`only ws:// is supported here, not ${target.protocol}`);
-  const conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port || 80) });
-  conn.setNoDelay(true);
-  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
-  const request =
-    `GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nUpgrade: websocket\r\n` +
-    `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
-  await conn.write(encoder.encode(request));
-  const { head, rest } = await readHead(conn);
-  const [status, ...lines] = head.split("\r\n");
-  if (!/^HTTP\/1\.1 101/.test(status)) {
-    conn.close();
-    throw new Error(`upgrade refused: ${status}`);
-  }
-  if (headerMap(lines).get("sec-websocket-accept") !== await acceptValue(key)) {
-    conn.close();
-    throw new Error("upgrade answered with a wrong Sec-WebSocket-Accept");
-  }
-  const socket = new WireSocket(conn, true, rest);
-  socket.readLoop();
-  return socket;
 }
 
 export interface UpgradeRequest {
@@ -384,7 +382,7 @@ async function handshake(
   const protocol = verdict.protocol ? `Sec-WebSocket-Protocol: ${verdict.protocol}\r\n` : "";
   await conn.write(encoder.encode(
     `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Accept: ${await acceptValue(key)}\r\n${protocol}\r\n`,
+      `Sec-WebSocket-Accept: ${acceptValue(key)}\r\n${protocol}\r\n`,
   ));
   const socket = new WireSocket(conn, false, rest);
   onSocket(socket, { path, headers });

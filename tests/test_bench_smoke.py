@@ -37,7 +37,7 @@ def test_up_benchmark_times_a_changing_and_an_unchanged_run():
     assert is_number(result["first_run_s"]) and is_number(result["second_run_s"])
 
 
-def test_bridge_benchmark_relays_frames_on_both_runtimes_and_profiles_on_the_shipped_one(tmp_path):
+def test_bridge_benchmark_relays_frames_on_both_runtimes_and_profiles_on_the_pinned_one(tmp_path):
     result = bridge_load.run(levels=(2,), targets=("bridge", "relay"), runtimes=("pinned", "shipped"), window_s=2,
                              warm_s=0.5, ramp_per_s=20, profile_calls=2, profile_dir=tmp_path)
 
@@ -56,7 +56,7 @@ def test_bridge_benchmark_relays_frames_on_both_runtimes_and_profiles_on_the_shi
         assert all(is_number(level[key]) for key in ("cpu_s_per_call_minute", "rss_kb_per_call", "load_cpu_share"))
         # The function marks what it relays; the relay does not.
         assert (level["marks_received"] > 0) == (level["target"] == "bridge")
-    assert result["profile"]["level"]["runtime"] == shipped
+    assert result["profile"]["level"]["runtime"] == pinned  # an inspector on 2.8.3 is sent every frame
     assert result["profile"]["top_functions"]
     assert is_number(result["profile"]["busy_us_per_frame"])
 

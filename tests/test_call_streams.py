@@ -147,3 +147,19 @@ def test_the_sweep_reads_only_live_rows_through_its_partial_index(conn, tenant):
         "and greatest(started_at, stream_seen_at, handed_off_at) < now() - interval '2 minutes'").fetchone()[0][0]["Plan"]  # type: ignore[index]
     scans = [plan] + plan.get("Plans", [])
     assert any(node.get("Index Name") == "calls_live_last_seen_idx" for node in scans), plan
+
+
+def test_a_renewal_sweeps_leases_lapsed_for_ten_minutes_and_keeps_the_rest(conn):
+    stale, recent, renewing = (str(conn.execute("select gen_random_uuid()").fetchone()[0]) for _ in range(3))  # type: ignore[index]
+    conn.execute("insert into public.worker_leases (worker_id, renewed_at) values "
+                 "(%s, now() - interval '11 minutes'), (%s, now() - interval '9 minutes')", (stale, recent))
+    conn.execute("select public.renew_worker_lease(%s)", (renewing,))
+    left = {str(r[0]) for r in conn.execute("select worker_id from public.worker_leases where worker_id in (%s, %s, %s)",
+                                            (stale, recent, renewing))}
+    assert left == {recent, renewing}
+    # A worker that stalled past the sweep gets its row back with its own next renewal.
+    conn.execute("update public.worker_leases set renewed_at = now() - interval '11 minutes' where worker_id = %s",
+                 (renewing,))
+    conn.execute("select public.renew_worker_lease(%s)", (renewing,))
+    assert conn.execute("select renewed_at > now() - interval '1 minute' from public.worker_leases "
+                        "where worker_id = %s", (renewing,)).fetchone() == (True,)
