@@ -101,11 +101,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _call(project: Path, *args: str, exit_code: int = 0) -> dict:
+def _call(project: Path, *args: str, exit_code: int = 0, dev: DevProcess | None = None) -> dict:
     result = subprocess.run([sys.executable, "-m", "supactl", "call", "--json", *args], cwd=project,
                             capture_output=True, text=True, timeout=120,
                             env={k: v for k, v in os.environ.items() if k != "TWILIO_AUTH_TOKEN"})
-    assert result.returncode == exit_code, result.stdout + result.stderr
+    # With the dev stack's own log, a failed call says what the function was doing.
+    served = "\n--- supactl dev, last lines:\n" + "\n".join(dev.lines[-40:]) if dev else ""
+    assert result.returncode == exit_code, result.stdout + result.stderr + served
     parsed = json.loads(result.stdout)
     assert parsed["ok"] is (exit_code == 0)
     return parsed if exit_code == 0 else parsed["report"]

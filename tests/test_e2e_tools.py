@@ -84,7 +84,7 @@ def stored(dev, call_sid: str):
 
 def test_an_http_tool_gets_a_signed_request_and_its_answer_reaches_the_model(stack):
     project, dev, server = stack
-    report = _call(project, "--dtmf", "1")
+    report = _call(project, "--dtmf", "1", dev=dev)
     assert [r["verified"] for r in server.received] == [True]
     body = server.received[0]["body"]
     assert (body["tool"], body["call_sid"], body["tenant_id"]) == ("check_hours", report["call_sid"],
@@ -100,7 +100,7 @@ def test_an_http_tool_gets_a_signed_request_and_its_answer_reaches_the_model(sta
 
 def test_an_sql_tool_sees_only_its_tenants_rows(stack):
     project, dev, _ = stack
-    report = _call(project, "--dtmf", "3")
+    report = _call(project, "--dtmf", "3", dev=dev)
     _, turns = stored(dev, report["call_sid"])
     (tool,) = [t for t in turns if t.role == "tool"]
     assert tool.tool["name"] == "lookup_order" and json.loads(tool.tool["output"]) == {"order_id": "1001",
@@ -114,7 +114,7 @@ def test_an_sql_tool_sees_only_its_tenants_rows(stack):
 
 def test_a_transfer_nobody_answers_comes_back_to_the_agent(stack):
     project, dev, _ = stack
-    report = _call(project, "--dtmf", "4", "--transfer-outcome", "no-answer")
+    report = _call(project, "--dtmf", "4", "--transfer-outcome", "no-answer", dev=dev)
     assert report["transfers"] == [{"to": "+15555550199", "caller_id": dev.env["SUPACTL_DEMO_NUMBER"],
                                     "outcome": "no-answer"}]
     assert report["streams"] == 2
@@ -126,11 +126,11 @@ def test_a_transfer_nobody_answers_comes_back_to_the_agent(stack):
 
 def test_an_answered_transfer_ends_the_agents_part_and_end_call_hangs_up(stack):
     project, dev, _ = stack
-    transferred = _call(project, "--dtmf", "4")
+    transferred = _call(project, "--dtmf", "4", dev=dev)
     assert transferred["ended_by"] == "transfer" and transferred["streams"] == 1
     call, _ = stored(dev, transferred["call_sid"])
     assert (call.status, call.end_reason, call.transfer_outcome) == ("completed", "transferred", "answered")
-    hung_up = _call(project, "--dtmf", "2")
+    hung_up = _call(project, "--dtmf", "2", dev=dev)
     assert hung_up["ended_by"] == "function"
     call, turns = stored(dev, hung_up["call_sid"])
     assert (call.status, call.end_reason) == ("completed", "agent hung up")

@@ -271,6 +271,23 @@ def test_an_unreachable_function_is_reported_clearly():
         place_call(options, [HangUp()])
 
 
+def test_a_function_that_accepts_but_never_answers_is_reported_as_stuck_not_unreachable(monkeypatch):
+    import socket
+
+    from supactl.simulator import simulated_call
+
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog), never answers
+    monkeypatch.setattr(simulated_call, "TWIML_TIMEOUT_S", 0.5)
+    try:
+        options = CallOptions(function_url=f"http://127.0.0.1:{listener.getsockname()[1]}/functions/v1/twilio-voice",
+                              auth_token=TOKEN)
+        with pytest.raises(CallFailed, match="did not answer within 0.5 s") as failed:
+            place_call(options, [HangUp()])
+        assert "stuck" in failed.value.hint
+    finally:
+        listener.close()
+
+
 def test_reply_latency_counts_from_the_last_spoken_frame_not_the_end_of_the_file():
     speech = Play(bytes([0x10]) * 320 + bytes([audio.ULAW_SILENCE]) * 800)
     assert speech.speech_end == 320

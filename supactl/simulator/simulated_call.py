@@ -29,6 +29,8 @@ from supactl.twilio_signature import sign
 API_VERSION = "2010-04-01"
 MAX_STREAMS_PER_CALL = 50  # a loop of handoffs is a bug, not a long call
 FRAME_SECONDS = audio.FRAME_MS / 1000
+# Twilio waits 15 s for a webhook's TwiML before it gives up on the call.
+TWIML_TIMEOUT_S = 15
 
 
 class CallFailed(SupactlError):
@@ -341,7 +343,7 @@ async def place_call_async(options: CallOptions, script: list[Step] | None = Non
     heard = bytearray()
     clock = time.monotonic
     own_client = http is None
-    http = http or httpx.AsyncClient(timeout=15)
+    http = http or httpx.AsyncClient(timeout=TWIML_TIMEOUT_S)
     try:
         twiml = await _request_twiml(http, options, options.function_url, "POST", "ringing")
         last_audio: float | None = None
@@ -421,8 +423,12 @@ async def _request_twiml(http: Any, options: CallOptions, url: str, method: str,
         else:
             headers["X-Twilio-Signature"] = sign(options.auth_token, url, params)
             response = await http.post(url, data=params, headers=headers)
+    except httpx.TimeoutException:
+        # httpx's timeout errors often carry no text of their own: say what happened.
+        raise CallFailed(f"the function at {url} did not answer within {TWIML_TIMEOUT_S:g} s",
+                         hint="it accepted the connection but is stuck: see its log (`supactl dev` prints it)") from None
     except httpx.HTTPError as exc:
-        raise CallFailed(f"cannot reach the function at {url}: {exc}",
+        raise CallFailed(f"cannot reach the function at {url}: {exc or type(exc).__name__}",
                          hint="is `supactl dev` running, or is the URL of the deployed function right?") from None
     if response.status_code != 200:
         hint = {
