@@ -21,7 +21,16 @@ import {
   tcpListen,
   writeSome,
 } from "./libc_net.ts";
-import { acceptValue, headEnd, headerMap, parseFrames, pongFor, textHeaderSize, writeTextHeader } from "./ws_wire.ts";
+import {
+  acceptValue,
+  headEnd,
+  headerMap,
+  parseFrames,
+  pongFor,
+  textFrame,
+  textHeaderSize,
+  writeTextHeader,
+} from "./ws_wire.ts";
 
 export { Slab, textHeaderSize, writeTextHeader } from "./ws_wire.ts";
 
@@ -250,10 +259,7 @@ export class WebSocket {
   }
 
   send(text: string): void {
-    const payload = encoder.encode(text);
-    const frame = new Uint8Array(textHeaderSize(payload.length, this.masked) + payload.length);
-    frame.set(payload, writeTextHeader(frame, 0, payload.length, this.masked));
-    this.sendOwned(frame);
+    this.sendOwned(textFrame(text, this.masked));
   }
 
   /** Complete frame bytes the caller no longer touches, written as they are. */

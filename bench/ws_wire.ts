@@ -96,10 +96,7 @@ export class WireSocket {
   }
 
   send(text: string): void {
-    const payload = encoder.encode(text);
-    const frame = new Uint8Array(textHeaderSize(payload.length, this.masked) + payload.length);
-    frame.set(payload, writeTextHeader(frame, 0, payload.length, this.masked));
-    this.sendOwned(frame);
+    this.sendOwned(textFrame(text, this.masked));
   }
 
   /** Queues complete frame bytes the caller no longer touches (from a Slab, or its own). */
@@ -200,6 +197,14 @@ export class WireSocket {
     } else if (opcode === 0x8) this.close();
     else if (opcode === 0x9) this.#queue.push(pongFor(buffer, start, end, this.masked));
   };
+}
+
+/** A final text frame carrying `text`. */
+export function textFrame(text: string, masked: boolean): Uint8Array {
+  const payload = encoder.encode(text);
+  const frame = new Uint8Array(textHeaderSize(payload.length, masked) + payload.length);
+  frame.set(payload, writeTextHeader(frame, 0, payload.length, masked));
+  return frame;
 }
 
 /** The pong answering a ping whose payload is `buffer[start, end)`. */
