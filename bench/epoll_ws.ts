@@ -95,6 +95,7 @@ export class Connection {
   onClose: () => void = () => {};
   #connecting: boolean;
   #queued: Uint8Array[] = [];
+  #waitingToWrite = false;
   #pending: Uint8Array = EMPTY;
 
   constructor(readonly loop: EventLoop, readonly fd: number, connecting: boolean) {
@@ -108,20 +109,9 @@ export class Connection {
 
   write(bytes: Uint8Array): void {
     if (this.closed) return;
-    if (this.#queued.length || this.#connecting) {
-      this.#queued.push(bytes);
-      return;
-    }
-    let written: number;
-    try {
-      written = writeSome(this.fd, bytes);
-    } catch {
-      return this.close();
-    }
-    if (written < bytes.length) {
-      this.#queued.push(bytes.subarray(written));
-      this.loop.poller.modify(this.fd, EPOLLIN | EPOLLOUT);
-    }
+    this.#queued.push(bytes);
+    // Behind other bytes (or before the connection is up) it waits its turn; else it goes now.
+    if (this.#queued.length === 1 && !this.#connecting) this.#flush();
   }
 
   close(): void {
@@ -137,14 +127,16 @@ export class Connection {
     if (this.#connecting) {
       if (connectError(this.fd) !== 0) return this.close();
       this.#connecting = false;
-      this.loop.poller.modify(this.fd, EPOLLIN | (this.#queued.length ? EPOLLOUT : 0));
+      this.loop.poller.modify(this.fd, EPOLLIN);
       this.onConnect();
+      if (this.#queued.length) this.#flush();
       return;
     }
     if (events & EPOLLOUT) this.#flush();
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) this.#read();
   }
 
+  /** Writes what is queued until the socket is full; then waits for it to drain (EPOLLOUT). */
   #flush(): void {
     while (this.#queued.length) {
       const head = this.#queued[0];
@@ -156,11 +148,14 @@ export class Connection {
       }
       if (written < head.length) {
         this.#queued[0] = head.subarray(written);
+        if (!this.#waitingToWrite) this.loop.poller.modify(this.fd, EPOLLIN | EPOLLOUT);
+        this.#waitingToWrite = true;
         return;
       }
       this.#queued.shift();
     }
-    if (!this.closed) this.loop.poller.modify(this.fd, EPOLLIN);
+    if (this.#waitingToWrite && !this.closed) this.loop.poller.modify(this.fd, EPOLLIN);
+    this.#waitingToWrite = false;
   }
 
   #read(): void {
