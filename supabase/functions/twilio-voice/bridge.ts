@@ -181,6 +181,9 @@ export class CallBridge {
   readonly #assistant = new Map<string, AssistantItem>();
   readonly #playback = new Playback();
   readonly #cutResponses = new Set<string>();
+  /** Where the last delta's audio went, while its response is not cut: nearly every delta is the
+   * next of the same item, and takes it from here instead of the two lookups. */
+  #audioRoute: { responseId: string; itemId: string; played: PlayedItem } | null = null;
   #activeResponse: string | null = null;
   #replyOwed = false;
   /** Between speech_started and speech_stopped. */
@@ -556,11 +559,20 @@ export class CallBridge {
   }
 
   #relayAssistantAudio(responseId: string, itemId: string, delta: string): void {
-    if (this.phase !== "live" || this.#cutResponses.has(responseId)) {
-      this.stats.modelAudioDropped++;
-      return;
+    const route = this.#audioRoute;
+    let played: PlayedItem;
+    if (
+      route !== null && route.itemId === itemId && route.responseId === responseId && this.phase === "live"
+    ) {
+      played = route.played;
+    } else {
+      if (this.phase !== "live" || this.#cutResponses.has(responseId)) {
+        this.stats.modelAudioDropped++;
+        return;
+      }
+      played = this.#assistantItem(itemId).played;
+      this.#audioRoute = { responseId, itemId, played };
     }
-    const played = this.#assistantItem(itemId).played;
     if (played.cut || delta.length === 0) {
       this.stats.modelAudioDropped++;
       return;
@@ -579,6 +591,7 @@ export class CallBridge {
     // The server cancels the running response itself (interrupt_response); deltas already on
     // the wire for it must not reach the caller.
     if (this.#activeResponse) this.#cutResponses.add(this.#activeResponse);
+    this.#audioRoute = null;
     if (!this.#playback.queued) return;
     this.stats.bargeIns++;
     // A goodbye talked over still ends the call (below, once the clear has emptied the queue).

@@ -11,6 +11,7 @@ import {
   type ToolRun,
 } from "./bridge.ts";
 import { RESUME_PROMPT } from "./handoff.ts";
+import { MARK_EVERY_MS } from "./playback.ts";
 import type { ClientEvent, ServerEvent } from "./realtime_events.ts";
 import { buildSessionConfig } from "./session_config.ts";
 import type { TenantTool, ToolCallRow, TurnRow } from "./store.ts";
@@ -271,29 +272,29 @@ Deno.test("a greeting makes the assistant speak first, and its prompt is not a t
   ]);
 });
 
-Deno.test("assistant audio goes to Twilio unchanged, marked after 100 ms, every 500 ms, and where the response ends", () => {
+Deno.test("assistant audio goes to Twilio unchanged, marked after 100 ms, then every MARK_EVERY_MS, and where the response ends", () => {
   const { sink, bridge } = liveBridge();
   bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
   bridge.onModelEvent(delta("item_a", 100));
-  bridge.onModelEvent(delta("item_a", 300));
+  bridge.onModelEvent(delta("item_a", MARK_EVERY_MS - 200));
   bridge.onModelEvent(delta("item_a", 260));
   bridge.onModelEvent(delta("item_a", 20));
   assert.deepEqual(sink.drain(), [
     { to: "twilio", media: audio(100) },
     { to: "twilio", mark: "item_a:100" },
-    { to: "twilio", media: audio(300) },
+    { to: "twilio", media: audio(MARK_EVERY_MS - 200) },
     { to: "twilio", media: audio(260) },
-    { to: "twilio", mark: "item_a:660" },
+    { to: "twilio", mark: `item_a:${MARK_EVERY_MS + 160}` },
     { to: "twilio", media: audio(20) },
   ]);
-  assert.equal(bridge.stats.assistantAudioMs, 680);
+  assert.equal(bridge.stats.assistantAudioMs, MARK_EVERY_MS + 180);
   assert.equal(bridge.quiet, false, "20 ms sent after the last mark is still queued at Twilio");
   responseDone(bridge, "resp_1", "item_a", "Hello there.");
-  assert.deepEqual(sink.drain(), [{ to: "twilio", mark: "item_a:680" }]);
+  assert.deepEqual(sink.drain(), [{ to: "twilio", mark: `item_a:${MARK_EVERY_MS + 180}` }]);
   bridge.onTwilioFrame({ event: "mark", name: "item_a:100" });
-  bridge.onTwilioFrame({ event: "mark", name: "item_a:660" });
+  bridge.onTwilioFrame({ event: "mark", name: `item_a:${MARK_EVERY_MS + 160}` });
   assert.equal(bridge.quiet, false);
-  bridge.onTwilioFrame({ event: "mark", name: "item_a:680" });
+  bridge.onTwilioFrame({ event: "mark", name: `item_a:${MARK_EVERY_MS + 180}` });
   assert.equal(bridge.quiet, true);
 });
 
@@ -318,7 +319,7 @@ Deno.test("barge-in clears Twilio and truncates to what the marks say was heard"
   const { sink, bridge } = liveBridge();
   bridge.onModelEvent({ type: "response.created", responseId: "resp_1" });
   bridge.onModelEvent(delta("item_a", 100));
-  bridge.onModelEvent(delta("item_a", 500));
+  bridge.onModelEvent(delta("item_a", MARK_EVERY_MS));
   bridge.onModelEvent(delta("item_a", 100));
   bridge.onModelEvent(delta("item_b", 100));
   bridge.onModelEvent({
@@ -347,7 +348,7 @@ Deno.test("barge-in clears Twilio and truncates to what the marks say was heard"
   ]]);
 
   // Twilio echoes the pending marks at once because of the clear: they were never heard.
-  bridge.onTwilioFrame({ event: "mark", name: "item_a:600" });
+  bridge.onTwilioFrame({ event: "mark", name: `item_a:${100 + MARK_EVERY_MS}` });
   bridge.onTwilioFrame({ event: "mark", name: "item_b:100" });
   assert.equal(bridge.stats.marksIgnored, 2);
   // Deltas already on the wire for the cancelled response are dropped.
@@ -407,8 +408,11 @@ Deno.test("a tenant that turned interruption off is never cut off", () => {
   bridge.onModelEvent(delta("item_a", 100));
   sink.drain();
   bridge.onModelEvent({ type: "input_audio_buffer.speech_started", itemId: "item_u" });
-  bridge.onModelEvent(delta("item_a", 500));
-  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(500) }, { to: "twilio", mark: "item_a:600" }]);
+  bridge.onModelEvent(delta("item_a", MARK_EVERY_MS));
+  assert.deepEqual(sink.drain(), [{ to: "twilio", media: audio(MARK_EVERY_MS) }, {
+    to: "twilio",
+    mark: `item_a:${100 + MARK_EVERY_MS}`,
+  }]);
 });
 
 Deno.test("turns are numbered by their place in the conversation, not by arrival", () => {

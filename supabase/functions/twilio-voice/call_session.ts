@@ -154,6 +154,10 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
     if (rejected[key] === 1) log.warn(`${side}.frame_ignored`, { reason, frame_event: event });
   };
 
+  // Bound once per call: a relayed frame adds to its direction's count without a lookup.
+  const callerFrames = deps.metrics?.frames.bind("caller_to_model");
+  const modelFrames = deps.metrics?.frames.bind("model_to_caller");
+
   // Never send on a socket that is not open: Deno throws, and the frame would be lost anyway.
   const sendTwilio = (text: string) => {
     if (twilio.readyState === WebSocket.OPEN) twilio.send(text);
@@ -167,7 +171,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
   const bridge = new CallBridge({
     model: sendModel,
     twilioMedia: (payload) => {
-      deps.metrics?.frames.inc("model_to_caller");
+      modelFrames?.inc();
       sendTwilio(encoder!.media(payload));
     },
     twilioMark: (name) => sendTwilio(encoder!.mark(name)),
@@ -444,7 +448,7 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
         bridge.fail("start_failed");
       });
     } else {
-      if (frame.event === "media" && frame.track === "inbound") deps.metrics?.frames.inc("caller_to_model");
+      if (frame.event === "media" && frame.track === "inbound") callerFrames?.inc();
       bridge.onTwilioFrame(frame);
     }
   };

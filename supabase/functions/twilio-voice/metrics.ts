@@ -45,10 +45,15 @@ export function handoffMetricTrigger(endReason: string | null): HandoffMetricTri
   return null;
 }
 
+/** One label value's count, bound once: a hot path (a frame relayed) adds without a lookup. */
+export interface BoundCounter {
+  inc(amount?: number): void;
+}
+
 /** A counter per combination of one label's allowed values (all exported from the start at 0,
  * so a rate over a series that has not moved yet is 0, not absent). */
 export class Counter<L extends string = never> {
-  private readonly values = new Map<string, number>();
+  private readonly values = new Map<string, { value: number }>();
 
   constructor(
     readonly name: string,
@@ -56,8 +61,8 @@ export class Counter<L extends string = never> {
     private readonly label: string | null = null,
     private readonly allowed: readonly L[] = [],
   ) {
-    for (const value of allowed) this.values.set(value, 0);
-    if (label === null) this.values.set("", 0);
+    for (const value of allowed) this.values.set(value, { value: 0 });
+    if (label === null) this.values.set("", { value: 0 });
   }
 
   inc(...args: [L] extends [never] ? [amount?: number] : [value: L, amount?: number]): void {
@@ -65,13 +70,23 @@ export class Counter<L extends string = never> {
       ? ["", args[0] as number | undefined]
       : [args[0] as string, args[1]];
     // A value outside the closed set is a programming error; it is not exported (no unbounded labels).
-    if (!this.values.has(key)) return;
-    this.values.set(key, this.values.get(key)! + (amount ?? 1));
+    const cell = this.values.get(key);
+    if (cell !== undefined) cell.value += amount ?? 1;
+  }
+
+  /** `inc` for one label value, looked up once (a value outside the closed set counts nowhere). */
+  bind(...args: [L] extends [never] ? [] : [value: L]): BoundCounter {
+    const cell = this.values.get(this.label === null ? "" : args[0] as string) ?? { value: 0 };
+    return {
+      inc: (amount = 1) => {
+        cell.value += amount;
+      },
+    };
   }
 
   render(): string[] {
     const lines = header(this.name, this.help, "counter");
-    for (const [key, value] of this.values) {
+    for (const [key, { value }] of this.values) {
       const labels = this.label === null ? {} : { [this.label]: key };
       lines.push(`${this.name}${labelText(labels)} ${numberText(value)}`);
     }

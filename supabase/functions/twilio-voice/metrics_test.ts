@@ -58,8 +58,11 @@ function voiceMetrics() {
 Deno.test("the worker's metrics parse as Prometheus text, with conventional names, types and units", () => {
   const { metrics, setLive } = voiceMetrics();
   metrics.frames.inc("caller_to_model");
-  metrics.frames.inc("caller_to_model");
-  metrics.frames.inc("model_to_caller", 5);
+  // A call binds its directions once and counts through them (the same series).
+  metrics.frames.bind("caller_to_model").inc();
+  const modelToCaller = metrics.frames.bind("model_to_caller");
+  modelToCaller.inc(4);
+  modelToCaller.inc();
   metrics.handoffs.inc("drain");
   metrics.modelSetupSeconds.observe(0.4);
   metrics.replyLatencySeconds.observe(0.25);
@@ -112,11 +115,13 @@ Deno.test("labels outside the closed set are not exported, and bad observations 
   const registry = new Registry();
   const counter = registry.register(new Counter<"a" | "b">("x_total", "Things.", "kind", ["a", "b"]));
   (counter.inc as (value: string) => void)("+15551234567");
+  (counter.bind as (value: string) => { inc(): void })("+15557654321").inc();
   const histogram = registry.register(new Histogram("y_seconds", "Time.", [1]));
   histogram.observe(-1);
   histogram.observe(NaN);
   const text = registry.render();
   assert.doesNotMatch(text, /1555/);
+  assert.match(text, /^x_total\{kind="a"\} 0$/m, "a bound value outside the set counts nowhere");
   assert.match(text, /^y_seconds_count 0$/m);
   assert.throws(() => registry.register(new Counter("x_total", "Again.")), /twice/);
   assert.throws(() => registry.register(new Counter("bad-name", "Dash.")), /invalid metric name/);
