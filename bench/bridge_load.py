@@ -23,16 +23,21 @@ run's CPU ("cpu_s_per_call_minute_runs") and their spread ("cpu_spread_pct", (ma
 stops after the level where its median run broke, or where any of its runs crashed.
 
     python -m bench.bridge_load --levels 10 100 --window 20 --runtimes pinned shipped --repeats 3
+
+`--baseline REF` adds "bridge_before", the function as of git REF of this checkout, to the same run (and to
+the profile): a change to the hot path measured before and after against the same relay and machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
 import socket
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -53,7 +58,7 @@ from supactl.selfhost.deno_release import shipped_deno, user_cache_dir
 BENCH_DIR = Path(__file__).resolve().parent
 # 100, 200 and 400 are the levels issue 15 (item 6) asks for.
 LEVELS = (10, 100, 200, 400, 1000)
-TARGETS = ("bridge", "relay", "relay_nodelay")
+TARGETS = ("bridge", "bridge_before", "relay", "relay_nodelay")
 # The Deno a server target runs on, by the name --runtimes takes: the test wheel (2.4.5, kept like
 # Supabase's runtime) and the release a self-hosted worker ships (deno_release.py says why they differ).
 RUNTIMES: dict[str, Callable[[], Path]] = {
@@ -66,6 +71,7 @@ RUNTIME_ROLES = {"pinned": "the test wheel", "shipped": "the release shipped for
 PROFILE_RUNTIME = "pinned"
 TARGET_LABELS = {
     "bridge": "twilio-voice function",
+    "bridge_before": "twilio-voice function as of --baseline",
     "relay": "minimal relay (Deno.serve)",
     "relay_nodelay": "minimal relay, Twilio side on a TCP_NODELAY socket",
 }
@@ -176,11 +182,30 @@ def _tail(path: Path, chars: int = 3000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
 
-def server_command(target: str, deno_path: Path, inspect_port: int | None = None) -> tuple[list[str], Path]:
+def export_function(ref: str, into: Path) -> Path:
+    """The function as it was at git `ref` of this checkout, written under `into`: the "before" of a
+    before-and-after run, served by the same bench as the current one."""
+    repo = BENCH_DIR.parent
+    inside = "supabase/functions/twilio-voice"
+    done = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref, inside], capture_output=True,
+                          timeout=120)
+    if done.returncode != 0:
+        raise BenchError(f"--baseline {ref}: git archive failed: {done.stderr.decode(errors='replace').strip()}")
+    target = into / f"baseline-{ref.replace('/', '_')}"
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        # Our own commit's files; still no path outside `target` (the data filter, where Python has it).
+        archive.extractall(target, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    return target / inside
+
+
+def server_command(target: str, deno_path: Path, inspect_port: int | None = None,
+                   baseline_dir: Path | None = None) -> tuple[list[str], Path]:
     deno = str(deno_path)
     inspect = [f"--inspect=127.0.0.1:{inspect_port}"] if inspect_port else []
-    if target == "bridge":
-        folder = bundled_function_dir()
+    if target in ("bridge", "bridge_before"):
+        if target == "bridge_before" and baseline_dir is None:
+            raise BenchError("bridge_before needs --baseline REF: the commit whose function it runs")
+        folder = baseline_dir if target == "bridge_before" and baseline_dir else bundled_function_dir()
         if not (folder / "index.ts").is_file():
             raise BenchError(f"{folder}/index.ts does not exist: the function cannot be benchmarked")
         return [deno, "run", "-A", "--no-prompt", *inspect, "--config", str(folder / "deno.json"),
@@ -201,13 +226,15 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def run_level(target: str, runtime: Runtime, calls: int, db: Database, workdir: Path, *, ramp_per_s: float = 50,
-              warm_s: float = 5, window_s: float = 20, profile_to: Path | None = None) -> dict:
+              warm_s: float = 5, window_s: float = 20, profile_to: Path | None = None,
+              baseline_dir: Path | None = None) -> dict:
     """One server process on `runtime`, one load process, one steady window; returns what was measured."""
     server_port, peer_port = free_port(), free_port()
     inspect_port = free_port() if profile_to else None
     try:
         return _run_level_on(target, runtime, calls, db, workdir, server_port, peer_port, inspect_port,
-                             ramp_per_s=ramp_per_s, warm_s=warm_s, window_s=window_s, profile_to=profile_to)
+                             ramp_per_s=ramp_per_s, warm_s=warm_s, window_s=window_s, profile_to=profile_to,
+                             baseline_dir=baseline_dir)
     finally:
         # A BENCH_PORTS range serves a whole run of many levels: its ports are lent, not given.
         _handed_out.difference_update({server_port, peer_port, inspect_port})
@@ -215,8 +242,8 @@ def run_level(target: str, runtime: Runtime, calls: int, db: Database, workdir: 
 
 def _run_level_on(target: str, runtime: Runtime, calls: int, db: Database, workdir: Path, server_port: int,
                   peer_port: int, inspect_port: int | None, *, ramp_per_s: float, warm_s: float, window_s: float,
-                  profile_to: Path | None) -> dict:
-    argv, cwd = server_command(target, runtime.binary, inspect_port)
+                  profile_to: Path | None, baseline_dir: Path | None) -> dict:
+    argv, cwd = server_command(target, runtime.binary, inspect_port, baseline_dir)
     function_url = f"http://127.0.0.1:{server_port}{FUNCTION_PATH}"
     env = deno_env({
         "PORT": str(server_port),
@@ -402,12 +429,18 @@ def median_run(runs: list[dict]) -> dict:
 
 def run(levels=LEVELS, targets=TARGETS, runtimes=tuple(RUNTIMES), *, window_s: float = 20, warm_s: float = 5,
         ramp_per_s: float = 50, repeats: int = 1, profile_calls: int | None = None, profile_dir: Path | None = None,
-        profile_runtime: str = PROFILE_RUNTIME) -> dict:
+        profile_runtime: str = PROFILE_RUNTIME, baseline: str | None = None) -> dict:
     """Every target on every runtime at every level, `repeats` times, interleaved so that machine noise
     falls on all of them alike (a target stops on a runtime after the level where its median run broke
-    there, or a run crashed); the bridge is then profiled on `profile_runtime` at `profile_calls`."""
+    there, or a run crashed); the bridge is then profiled on `profile_runtime` at `profile_calls`.
+    With `baseline` (a git ref), "bridge_before" is the function as of that commit, measured and
+    profiled in the same run: the before and the after of a change to the hot path."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
+    if baseline and "bridge_before" not in targets:
+        targets = ("bridge", "bridge_before", *(t for t in targets if t not in ("bridge", "bridge_before")))
+    if "bridge_before" in targets and not baseline:
+        raise BenchError("the bridge_before target needs a baseline: a git ref of the function to compare with")
     wanted = [*runtimes, "pinned", *([profile_runtime] if profile_calls else [])]  # the load side is on "pinned"
     resolved = {name: resolve_runtime(name) for name in dict.fromkeys(wanted)}
     with tempfile.TemporaryDirectory(prefix="supactl-bench-bridge-") as folder:
@@ -415,6 +448,7 @@ def run(levels=LEVELS, targets=TARGETS, runtimes=tuple(RUNTIMES), *, window_s: f
         server = EmbeddedPostgres(workdir / "pg", port=free_port() if os.environ.get("BENCH_PORTS") else None)
         server.start()
         try:
+            baseline_dir = export_function(baseline, workdir) if baseline else None
             db = prepare_database(server)
             results: list[dict] = []
             runs: list[dict] = []
@@ -430,7 +464,7 @@ def run(levels=LEVELS, targets=TARGETS, runtimes=tuple(RUNTIMES), *, window_s: f
                                 continue
                             try:
                                 level = run_level(target, runtime, calls, db, workdir, ramp_per_s=ramp_per_s,
-                                                  warm_s=warm_s, window_s=window_s)
+                                                  warm_s=warm_s, window_s=window_s, baseline_dir=baseline_dir)
                             except BenchError as error:
                                 # A crash under load is a result too: record it, and stop that target there.
                                 level = {"runtime": runtime.label, "target": target, "calls": calls,
@@ -446,23 +480,24 @@ def run(levels=LEVELS, targets=TARGETS, runtimes=tuple(RUNTIMES), *, window_s: f
                         results.append(summary)
                         if "error" in summary or broken(summary):
                             stopped[(runtime.label, target)] = calls
-            profile = None
-            if profile_calls:
-                target_dir = profile_dir or workdir
-                profile_path = target_dir / "bridge.cpuprofile"
-                level = run_level("bridge", resolved[profile_runtime], profile_calls, db, workdir,
-                                  ramp_per_s=ramp_per_s, warm_s=warm_s, window_s=window_s, profile_to=profile_path)
+            profiles: dict[str, dict] = {}
+            for profiled in (("bridge", "bridge_before") if baseline_dir else ("bridge",)) if profile_calls else ():
+                profile_path = (profile_dir or workdir) / f"{profiled}.cpuprofile"
+                level = run_level(profiled, resolved[profile_runtime], profile_calls, db, workdir,
+                                  ramp_per_s=ramp_per_s, warm_s=warm_s, window_s=window_s, profile_to=profile_path,
+                                  baseline_dir=baseline_dir)
                 from bench.profile import summarize_profile
 
-                profile = {"level": level, **summarize_profile(json.loads(profile_path.read_text()),
-                                                               frames=level["frames_sent"])}
+                profiles[profiled] = {"level": level, **summarize_profile(json.loads(profile_path.read_text()),
+                                                                          frames=level["frames_sent"])}
         finally:
             server.stop()
     return {"levels": results, "runs": runs, "repeats": repeats, "runtimes": {name: resolved[name].label for name in runtimes},
             "load_runtime": resolved["pinned"].label,
             "broke_at": [{"runtime": label, "target": target, "calls": calls}
                          for (label, target), calls in stopped.items()],
-            "profile": profile, "window_s": window_s, "warm_s": warm_s,
+            "profile": profiles.get("bridge"), "profile_before": profiles.get("bridge_before"),
+            "baseline": baseline, "window_s": window_s, "warm_s": warm_s,
             "ramp_per_s": ramp_per_s, "load_average": os.getloadavg()}
 
 
@@ -479,9 +514,12 @@ def main() -> None:
                         help="runs of each server at each N and runtime, taking turns; figures are the median run's")
     parser.add_argument("--profile", type=int, default=None, help="also profile the bridge at this many calls")
     parser.add_argument("--profile-runtime", default=PROFILE_RUNTIME, choices=list(RUNTIMES))
+    parser.add_argument("--baseline", default=None, metavar="REF",
+                        help="also run (and profile) the function as of this git ref: before and after in one run")
     args = parser.parse_args()
     print(json.dumps(run(args.levels, args.targets, args.runtimes, window_s=args.window, warm_s=args.warm,
-                         ramp_per_s=args.ramp, repeats=args.repeats, profile_calls=args.profile, profile_runtime=args.profile_runtime),
+                         ramp_per_s=args.ramp, repeats=args.repeats, profile_calls=args.profile,
+                         profile_runtime=args.profile_runtime, baseline=args.baseline),
                      indent=2))
 
 

@@ -108,13 +108,13 @@ def _cpu_range(level: dict) -> str:
     return f"{min(values):.3f}–{max(values):.3f}" if values else "—"
 
 
-def _paired_cpu_ratios(runs: list[dict], runtime: str, calls: int) -> list[float]:
-    """Bridge / relay CPU per call-minute within each repeat: the two ran back to back, so a drift of the
+def _paired_cpu_ratios(runs: list[dict], runtime: str, calls: int, server: str = "bridge") -> list[float]:
+    """`server` / relay CPU per call-minute within each repeat: the two ran back to back, so a drift of the
     machine between repeats cancels out of each ratio."""
     found = {(level["target"], level["repeat"]): level["cpu_s_per_call_minute"] for level in runs
              if "error" not in level and level["runtime"] == runtime and level["calls"] == calls}
-    return [bridge / relay for (target, repeat), bridge in found.items()
-            if target == "bridge" and bridge is not None and (relay := found.get(("relay", repeat)))]
+    return [cpu / relay for (target, repeat), cpu in found.items()
+            if target == server and cpu is not None and (relay := found.get(("relay", repeat)))]
 
 
 def _paired(ratios: list[float]) -> str:
@@ -293,17 +293,51 @@ def _profile_rows(profile: dict) -> list[str]:
              for row in profile["top_functions"]]
     rows += ["", "| file | share of busy time |", "|---|---|"]
     rows += [f"| {row['where']} | {row['self_pct']}% |" for row in profile["by_file"]]
-    own = sum(row["self_pct"] for row in profile["by_file"] if row["where"].endswith(".ts")
-              and not row["where"].startswith("ext:"))
+    own_pct, own_us = _own_code(profile)
+    marks = level["marks_received"] / level["frames_sent"] if level.get("frames_sent") else 0
     rows += [
         "",
-        f"The function's own code (its `.ts` files) is {own:.1f}% of the busy time, about "
-        f"{own / 100 * profile['busy_us_per_frame']:.1f} µs per frame; the rest is the runtime moving WebSocket "
-        "messages. So the cost follows the number of messages per caller frame: the minimal relay handles four "
-        "(media in, append out, delta in, media out), the bridge those four and its marks (playback.ts: one after "
-        "an item's first 100 ms of audio, then one per 500 ms, each echoed: 0.08 more per caller frame here, where "
-        "the peer answers each 20 ms frame with a 20 ms delta of one endless item).",
+        f"The function's own code (its `.ts` files) is {own_pct:.1f}% of the busy time, about {own_us:.1f} µs per "
+        "frame; the rest is the runtime moving WebSocket messages. So the cost follows the number of messages per "
+        "caller frame: the minimal relay handles four (media in, append out, delta in, media out), the bridge those "
+        "four and its marks (playback.ts: one after an item's first 100 ms of audio, then one per MARK_EVERY_MS, "
+        f"each echoed: {2 * marks:.3f} more per caller frame here, where the peer answers each 20 ms frame with a "
+        "20 ms delta of one endless item).",
     ]
+    return rows
+
+
+def _own_code(profile: dict) -> tuple[float, float]:
+    """The function's own `.ts` files: their share of the busy time (%) and µs per caller frame."""
+    own = sum(row["self_pct"] for row in profile["by_file"] if row["where"].endswith(".ts")
+              and not row["where"].startswith("ext:"))
+    return own, own / 100 * profile["busy_us_per_frame"]
+
+
+def _before_after_rows(levels: list[dict], runs: list[dict], result: dict) -> list[str]:
+    """The function as of --baseline against today's, each against the relay of the same run."""
+    found = _by(levels)
+    rows = [f"`bridge_before` is the function as of `{result['baseline']}`, `bridge` the one in this checkout, "
+            "run in turns with the relay at every N and runtime (median runs; the last column divides each "
+            "repeat's bridge by that repeat's relay).",
+            "",
+            "| runtime | N | CPU-s per call-minute, before / after / relay | before / relay | after / relay "
+            "| after / relay within each repeat | p99 worse direction ms, before / after / relay |",
+            "|---|---|---|---|---|---|---|"]
+    for runtime, calls in _runtime_levels(levels):
+        before, after, relay = (found.get((runtime, target, calls)) for target in ("bridge_before", "bridge", "relay"))
+        if not (before and after and relay):
+            continue
+        cpu = [level["cpu_s_per_call_minute"] for level in (before, after, relay)]
+        rows.append(
+            f"| {runtime} | {calls} | {' / '.join(_fmt(value, 3) for value in cpu)} | {_ratio(cpu[0], cpu[2])} "
+            f"| {_ratio(cpu[1], cpu[2])} | {_paired(_paired_cpu_ratios(runs, runtime, calls))} "
+            f"| {' / '.join(_fmt(_p99(level)) for level in (before, after, relay))} |")
+    profiles = [(name, result.get(key)) for name, key in (("before", "profile_before"), ("after", "profile"))]
+    if all(profile for _, profile in profiles):
+        rows += ["", "The function's own `.ts` code under the profiler (same N and runtime, same run): " + "; ".join(
+            f"{name} {_own_code(profile)[1]:.1f} µs per caller frame ({_own_code(profile)[0]:.1f}% of "
+            f"{profile['busy_us_per_frame']} µs busy)" for name, profile in profiles) + "."]
     return rows
 
 
@@ -398,6 +432,8 @@ def render(result: dict, docs: Path) -> str:
             "",
             *nagle,
         ]
+    if result.get("baseline"):
+        parts += ["", "### Before and after (issue 17)", "", *_before_after_rows(levels, runs, result)]
     if result.get("profile"):
         parts += ["", "### Hot-path profile", "", *_profile_rows(result["profile"])]
     return "\n".join(parts) + "\n"

@@ -58,5 +58,6 @@ def test_a_captured_stream_token_replayed_after_the_call_ended_opens_nothing_and
     print(f"\nreplayed token after the call ended: close {code}; replayed webhook: {replayed.text.strip()}")
     assert len(function.events("model.connecting")) == sessions_before, "no model session for the replay"
     assert function.events("stream.claim_refused"), "refused at its claim"
+    assert code == 1008, "a replayed token is a policy violation (RFC 6455 7.4.1), not a call that ended"
     assert "<Hangup" in replayed.text and parse_twiml(replayed.text, function.public_url).connect is None
     assert call_rows(attack_db, call_sid) == before, "the call row and its turns are left as they were"

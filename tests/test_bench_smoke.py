@@ -92,3 +92,30 @@ def test_bridge_benchmark_repeats_each_server_in_turn_and_reports_the_median_run
     assert "CPU ratio within each repeat" in section and "2 pairs)" in section
     assert f"| {pinned} | 2 |" in section and "; runs " in section
     assert "within each repeat: " in section  # the issue 7 CPU target, paired as well as median
+
+
+def test_bridge_benchmark_runs_the_function_of_a_baseline_commit_beside_todays(tmp_path):
+    result = bridge_load.run(levels=(2,), targets=("relay",), runtimes=("pinned",), window_s=1, warm_s=0.5,
+                             ramp_per_s=20, baseline="HEAD")
+
+    pinned = result["runtimes"]["pinned"]
+    assert result["baseline"] == "HEAD"
+    # Before, after and the relay take turns in one run.
+    assert [(level["target"], level["calls"]) for level in result["levels"]] == [
+        ("bridge", 2), ("bridge_before", 2), ("relay", 2)]
+    for level in result["levels"]:
+        assert "error" not in level, level.get("error")
+        assert level["calls_live"] == 2, level["failures"]
+    assert result["levels"][1]["marks_received"] > 0, "the baseline is the function, marks and all"
+
+    section = bridge_report.render(result, tmp_path)
+
+    assert "### Before and after (issue 17)" in section and "as of `HEAD`" in section
+    assert f"| {pinned} | 2 | " in section.split("### Before and after")[1]
+
+
+def test_a_baseline_target_needs_a_commit_and_a_bad_commit_is_named(tmp_path):
+    with pytest.raises(bridge_load.BenchError, match="needs a baseline"):
+        bridge_load.run(levels=(2,), targets=("bridge_before",), runtimes=("pinned",))
+    with pytest.raises(bridge_load.BenchError, match="--baseline no-such-ref: git archive failed"):
+        bridge_load.export_function("no-such-ref", tmp_path)

@@ -917,7 +917,11 @@ if (testDatabaseUrl()) {
       await harness.realtime.waitFor(() => harness.realtime.connections === 1, "the model session");
       const replay = await connectTwilioStream(streamUrl, AUTH_TOKEN);
       replay.start(callSid, parameters);
-      await replay.closed;
+      assert.equal(
+        await replay.closed,
+        1008,
+        "a replayed token is a policy violation, not a call that ended",
+      );
       assert.equal(harness.realtime.connections, 1, "no model session for the replay");
       assert.ok(harness.logs.some((line) => line.event === "stream.claim_refused"));
       const replayed = await answerCall(harness, tenant, callSid);

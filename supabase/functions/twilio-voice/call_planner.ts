@@ -41,9 +41,12 @@ export type ClaimPlan =
     /** Closed before any model session, the row left as it is: it belongs to another stream
      * (or to nobody, on a call that has ended). */
     kind: "refuse";
-    reason: "stream_claim_refused" | "stream_claim_unavailable";
+    reason: typeof STREAM_CLAIM_REFUSED | "stream_claim_unavailable";
     warnings: PlanWarning[];
   };
+
+/** Why a stream whose claim on its call row was refused ended (a policy violation on its socket). */
+export const STREAM_CLAIM_REFUSED = "stream_claim_refused";
 
 /** The stream's number in claim_call_stream: 0 the first, n the one resuming handoff n. */
 export function streamNumber(stream: StreamCall): number {
@@ -56,7 +59,7 @@ export function planClaim(stream: StreamCall, claim: ClaimResult): ClaimPlan {
     // A replayed token or webhook, a second use of a resume token, or a call that has moved on.
     return {
       kind: "refuse",
-      reason: "stream_claim_refused",
+      reason: STREAM_CLAIM_REFUSED,
       warnings: [{ event: "stream.claim_refused", fields }],
     };
   }

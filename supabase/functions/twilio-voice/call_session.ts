@@ -4,7 +4,14 @@
 
 import { outboundAgent } from "./outbound.ts";
 import { CallBridge, type CallOutcome, type ItemKind, type ToolResult, type ToolRun } from "./bridge.ts";
-import { type ClaimResult, planCall, planClaim, type StoreFindings, streamNumber } from "./call_planner.ts";
+import {
+  type ClaimResult,
+  planCall,
+  planClaim,
+  type StoreFindings,
+  STREAM_CLAIM_REFUSED,
+  streamNumber,
+} from "./call_planner.ts";
 import { realtimeModelUrl } from "./config.ts";
 import { DRAIN_QUIET_WAIT_MS, DRAIN_REASON, handoffSchedule } from "./handoff.ts";
 import { streamIdleWatch } from "./idle_watch.ts";
@@ -233,7 +240,10 @@ export function startCallSession(twilio: WebSocket, deps: CallSessionDeps): Call
       }
     }
     // After the row is final: closing the stream makes Twilio ask the connect action, which reads it.
-    closeQuietly(twilio, 1000, CLOSE_REASONS[outcome.status]);
+    // A stream refused at its claim (its token replayed, or its call already streaming) broke the
+    // stream's rules: it is told so, like a stream that never proved itself.
+    const code = outcome.reason === STREAM_CLAIM_REFUSED ? POLICY_VIOLATION : 1000;
+    closeQuietly(twilio, code, CLOSE_REASONS[outcome.status]);
     log.info("call.ended", {
       status: outcome.status,
       reason: outcome.reason,
