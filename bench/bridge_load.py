@@ -58,7 +58,9 @@ from supactl.selfhost.deno_release import shipped_deno, user_cache_dir
 BENCH_DIR = Path(__file__).resolve().parent
 # 100, 200 and 400 are the levels issue 15 (item 6) asks for.
 LEVELS = (10, 100, 200, 400, 1000)
-TARGETS = ("bridge", "bridge_before", "relay", "relay_nodelay")
+TARGETS = ("bridge", "relay", "relay_nodelay")
+# "bridge_before" is the function as of --baseline REF: only with a baseline, never by default.
+ALL_TARGETS = (*TARGETS, "bridge_before")
 # The Deno a server target runs on, by the name --runtimes takes: the test wheel (2.4.5, kept like
 # Supabase's runtime) and the release a self-hosted worker ships (deno_release.py says why they differ).
 RUNTIMES: dict[str, Callable[[], Path]] = {
@@ -205,7 +207,7 @@ def server_command(target: str, deno_path: Path, inspect_port: int | None = None
     if target in ("bridge", "bridge_before"):
         if target == "bridge_before" and baseline_dir is None:
             raise BenchError("bridge_before needs --baseline REF: the commit whose function it runs")
-        folder = baseline_dir if target == "bridge_before" and baseline_dir else bundled_function_dir()
+        folder = baseline_dir if target == "bridge_before" else bundled_function_dir()
         if not (folder / "index.ts").is_file():
             raise BenchError(f"{folder}/index.ts does not exist: the function cannot be benchmarked")
         return [deno, "run", "-A", "--no-prompt", *inspect, "--config", str(folder / "deno.json"),
@@ -481,7 +483,8 @@ def run(levels=LEVELS, targets=TARGETS, runtimes=tuple(RUNTIMES), *, window_s: f
                         if "error" in summary or broken(summary):
                             stopped[(runtime.label, target)] = calls
             profiles: dict[str, dict] = {}
-            for profiled in (("bridge", "bridge_before") if baseline_dir else ("bridge",)) if profile_calls else ():
+            profiled_targets = ("bridge", "bridge_before") if baseline_dir else ("bridge",)
+            for profiled in profiled_targets if profile_calls else ():
                 profile_path = (profile_dir or workdir) / f"{profiled}.cpuprofile"
                 level = run_level(profiled, resolved[profile_runtime], profile_calls, db, workdir,
                                   ramp_per_s=ramp_per_s, warm_s=warm_s, window_s=window_s, profile_to=profile_path,
@@ -504,7 +507,7 @@ def run(levels=LEVELS, targets=TARGETS, runtimes=tuple(RUNTIMES), *, window_s: f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
-    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=ALL_TARGETS)
     parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=list(RUNTIMES),
                         help="the Deno the servers run on: the pinned test wheel, the one shipped for self-hosting")
     parser.add_argument("--window", type=float, default=20)

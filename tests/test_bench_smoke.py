@@ -115,6 +115,8 @@ def test_bridge_benchmark_runs_the_function_of_a_baseline_commit_beside_todays(t
 
 
 def test_a_baseline_target_needs_a_commit_and_a_bad_commit_is_named(tmp_path):
+    assert "bridge_before" not in bridge_load.TARGETS, "a run with the default targets needs no baseline"
+    assert "bridge_before" in bridge_load.ALL_TARGETS
     with pytest.raises(bridge_load.BenchError, match="needs a baseline"):
         bridge_load.run(levels=(2,), targets=("bridge_before",), runtimes=("pinned",))
     with pytest.raises(bridge_load.BenchError, match="--baseline no-such-ref: git archive failed"):
